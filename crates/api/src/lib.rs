@@ -1,7 +1,14 @@
 //! Kubernetes resource semantics as pure functions. Nothing in this crate does IO.
 
+pub mod defaults;
+pub mod discovery;
 pub mod field;
+pub mod openapi;
+pub mod patch;
 pub mod resources;
+pub mod selector;
+pub mod table;
+pub mod validation;
 
 pub use field::{ErrorList, ErrorType, FieldError};
 pub use resources::{RESOURCES, ResourceType};

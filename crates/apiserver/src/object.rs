@@ -1,0 +1,119 @@
+//! Accessors for the metadata of objects held as wire JSON.
+
+use serde_json::{Map, Value, json};
+
+pub fn meta(obj: &Value) -> &Value {
+    obj.get("metadata").unwrap_or(&Value::Null)
+}
+
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"].as_object_mut().expect("metadata is an object")
+}
+
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    meta(obj).get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+pub fn name(obj: &Value) -> Option<&str> {
+    meta_str(obj, "name")
+}
+
+pub fn namespace(obj: &Value) -> Option<&str> {
+    meta_str(obj, "namespace")
+}
+
+pub fn uid(obj: &Value) -> Option<&str> {
+    meta_str(obj, "uid")
+}
+
+pub fn deletion_timestamp(obj: &Value) -> Option<&str> {
+    meta_str(obj, "deletionTimestamp")
+}
+
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .get("finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+pub fn set_finalizers(obj: &mut Value, finalizers: Vec<String>) {
+    let m = meta_mut(obj);
+    if finalizers.is_empty() {
+        m.remove("finalizers");
+    } else {
+        m.insert("finalizers".into(), json!(finalizers));
+    }
+}
+
+pub fn labels(obj: &Value) -> std::collections::BTreeMap<String, String> {
+    meta(obj)
+        .get("labels")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default()
+}
+
+/// UIDs this object names as owners, among owners of kinds this server serves.
+pub fn owner_uids(obj: &Value) -> Vec<String> {
+    let served = |r: &Value| {
+        let api_version = r.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
+        api::resources::by_kind(api::resources::split_api_version(api_version).0, kind).is_some()
+    };
+    meta(obj)
+        .get("ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter().filter(|r| served(r)).filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from)).collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn set_resource_version(obj: &mut Value, rv: u64) {
+    meta_mut(obj).insert("resourceVersion".into(), Value::String(rv.to_string()));
+}
+
+pub fn resource_version(obj: &Value) -> Option<&str> {
+    meta_str(obj, "resourceVersion")
+}
+
+/// RFC 3339 in seconds, as metav1.Time serialises.
+pub fn now_rfc3339() -> String {
+    timestamp_rfc3339(jiff::Timestamp::now())
+}
+
+pub fn timestamp_rfc3339(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The object with `metadata.resourceVersion` removed, serialised for storage; the
+/// revision is the store's, added back on every read.
+pub fn to_stored_bytes(obj: &Value) -> bytes::Bytes {
+    let mut copy = obj.clone();
+    meta_mut(&mut copy).remove("resourceVersion");
+    bytes::Bytes::from(serde_json::to_vec(&copy).expect("JSON values serialise"))
+}
+
+/// Parses a stored value and stamps its revision.
+pub fn from_stored(value: &[u8], revision: u64) -> Result<Value, serde_json::Error> {
+    let mut obj: Value = serde_json::from_slice(value)?;
+    set_resource_version(&mut obj, revision);
+    Ok(obj)
+}
+
+/// Whether an owner reference names a kind this server does not serve; such an owner can't
+/// be proven absent, so the garbage collector never deletes its dependents.
+pub fn has_unserved_owner(obj: &Value) -> bool {
+    meta(obj).get("ownerReferences").and_then(Value::as_array).is_some_and(|refs| {
+        refs.iter().any(|r| {
+            let api_version = r.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
+            api::resources::by_kind(api::resources::split_api_version(api_version).0, kind).is_none()
+        })
+    })
+}

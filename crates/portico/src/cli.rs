@@ -1,0 +1,111 @@
+//! Command-line interface: configuration parsing and the subcommands.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "portico", version, about = "Kubernetes Services, for real, in one binary")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text")]
+    pub log_format: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run everything on this machine with the embedded store (today: the API server).
+    Up(ServerArgs),
+    /// Run the API server alone.
+    Server(ServerArgs),
+    /// Print the version the API server reports.
+    Version,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Where the store, certificates and kubeconfig live (default: <user data dir>/portico).
+    #[arg(long, env = "PORTICO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address and port of the HTTPS API (kube-apiserver's --bind-address and --secure-port).
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    pub bind: SocketAddr,
+    /// host:port written into the kubeconfig (default 127.0.0.1:<port>).
+    #[arg(long)]
+    pub advertise_address: Option<String>,
+    /// Extra DNS names or IPs for the serving certificate (made at first start).
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Number of past events kept so that watches can resume.
+    #[arg(long, default_value_t = 100_000)]
+    pub watch_history: u64,
+    /// Seconds between watch bookmarks.
+    #[arg(long, default_value_t = 60)]
+    pub bookmark_interval_seconds: u64,
+}
+
+impl ServerArgs {
+    fn config(&self) -> anyhow::Result<apiserver::Config> {
+        let data_dir = match &self.data_dir {
+            Some(d) => d.clone(),
+            None => dirs::data_dir()
+                .ok_or_else(|| anyhow::anyhow!("no user data directory; pass --data-dir"))?
+                .join("portico"),
+        };
+        let mut config = apiserver::Config::new(data_dir);
+        config.bind = self.bind;
+        config.advertise = self.advertise_address.clone();
+        config.extra_sans = self.tls_san.clone();
+        config.watch_history = self.watch_history;
+        config.bookmark_interval = Duration::from_secs(self.bookmark_interval_seconds.max(1));
+        Ok(config)
+    }
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Up(args) | Command::Server(args) => {
+                let running = apiserver::start(args.config()?).await?;
+                println!("Portico API server on https://{}", running.addr);
+                println!("kubectl --kubeconfig {} get namespaces", running.kubeconfig.display());
+                wait_for_shutdown().await;
+                tracing::info!("shutting down");
+                running.shutdown();
+                Ok(())
+            }
+            Command::Version => {
+                println!("{}", serde_json_pretty(&apiserver::version_info()));
+                Ok(())
+            }
+        }
+    }
+}
+
+fn serde_json_pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
