@@ -441,20 +441,21 @@ async fn read_body(req: Request<Incoming>) -> ApiResult<(Option<String>, Bytes)>
 async fn read_json(req: Request<Incoming>, kind: JsonKind) -> ApiResult<Value> {
     let (ct, bytes) = read_body(req).await?;
     let media = ct.as_deref().unwrap_or("application/json").split(';').next().unwrap_or("").trim().to_string();
-    let json_like = media.is_empty()
-        || media == "application/json"
-        || media.ends_with("+json")
-        || media == "application/apply-patch+yaml"
-        || media == "*/*";
-    if !json_like {
+    let json_like = media.is_empty() || media == "application/json" || media.ends_with("+json") || media == "*/*";
+    let yaml = matches!(media.as_str(), "application/yaml" | "application/apply-patch+yaml");
+    if !json_like && !yaml {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json (got {media:?})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {media:?})"
         )));
     }
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        let hint = if media == "application/apply-patch+yaml" { " (YAML apply bodies must be JSON-compatible)" } else { "" };
-        ApiError::BadRequest(format!("the request body is not valid JSON: {e}{hint}"))
-    })?;
+    let value: Value = if yaml {
+        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;
+        serde_saphyr::from_str(text)
+            .map_err(|e| ApiError::BadRequest(format!("the request body is not valid YAML: {e}")))?
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?
+    };
     let ok = match kind {
         JsonKind::Object => value.is_object(),
         JsonKind::Array => value.is_array(),
