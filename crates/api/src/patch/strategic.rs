@@ -1,12 +1,13 @@
 //! Strategic merge patch, as k8s.io/apimachinery/pkg/util/strategicpatch applies it on the
 //! server (`StrategicMergeMapPatch` with `MergeParallelList` and `IgnoreUnmatchedNulls`).
 //!
-//! Differences from upstream, all in what happens to directives that upstream would leave in
-//! the document for the typed decoder to drop: values added where the original has nothing
-//! (new keys, new list elements, `$patch: replace` content) are cleaned of nulls and directives
-//! here, so the result never carries `$patch` or `$setElementOrder/...` keys. Upstream iterates
-//! Go maps in random order; here patch keys are applied in document order, with
-//! `$deleteFromPrimitiveList/...` lists applied after the other keys.
+//! Where the original has nothing for a patch value, upstream copies the value with
+//! `removeDirectives` (maps carrying `$patch` are dropped) and leaves any other directive keys
+//! for the typed decoder to discard; here such values are also merged into nothing, so nested
+//! `$setElementOrder/...`, `$retainKeys` and `$deleteFromPrimitiveList/...` keys and nulls never
+//! reach the result (kube-apiserver's decoder would drop them; a strict decoder would complain).
+//! Upstream iterates Go maps in random order; here patch keys are applied in document order,
+//! with `$deleteFromPrimitiveList/...` lists applied after the other keys.
 
 use serde_json::{Map, Value};
 
@@ -78,9 +79,10 @@ impl Merger<'_> {
         apply_retain_keys_directive(&mut original, &mut patch)?;
         self.merge_set_element_order(&mut original, &mut patch, path)?;
 
-        let (deletions, others): (Vec<(String, Value)>, Vec<(String, Value)>) =
-            patch.into_iter().partition(|(k, _)| k.starts_with(DELETE_FROM_PRIMITIVE_LIST_PREFIX));
-        for (k, patch_value) in others.into_iter().chain(deletions) {
+        // Deletion lists last (a stable sort keeps the document order otherwise).
+        let mut entries: Vec<(String, Value)> = patch.into_iter().collect();
+        entries.sort_by_key(|(k, _)| k.starts_with(DELETE_FROM_PRIMITIVE_LIST_PREFIX));
+        for (k, patch_value) in entries {
             let (key, is_delete_list) = if k.starts_with(DELETE_FROM_PRIMITIVE_LIST_PREFIX) {
                 (extract_key(&k, DELETE_FROM_PRIMITIVE_LIST_PREFIX)?, true)
             } else {
@@ -94,23 +96,26 @@ impl Merger<'_> {
             }
 
             let child = join(path, &key);
-            let Some(slot) = original.get_mut(&key) else {
-                if !is_delete_list {
-                    let value = self.fresh(patch_value, &child)?;
+            let current = original.get_mut(&key).map(std::mem::take);
+            let merged = match (current, patch_value) {
+                (None, _) if is_delete_list => None,
+                (None, p) => self.fresh(p, &child)?,
+                (Some(Value::Object(o)), Value::Object(p)) => Some(Value::Object(self.merge_map(o, p, &child)?)),
+                (Some(Value::Array(o)), Value::Array(p)) => {
+                    Some(Value::Array(self.merge_slice_handler(o, p, &child, is_delete_list)?))
+                }
+                (Some(current), _) if is_delete_list => Some(current),
+                (Some(current), p) if go_type(&current) == go_type(&p) => Some(p),
+                (Some(_), p) => self.fresh(p, &child)?,
+            };
+            match merged {
+                Some(value) => {
                     original.insert(key, value);
                 }
-                continue;
-            };
-            let current = std::mem::take(slot);
-            *slot = match (current, patch_value) {
-                (Value::Object(o), Value::Object(p)) => Value::Object(self.merge_map(o, p, &child)?),
-                (Value::Array(o), Value::Array(p)) => {
-                    Value::Array(self.merge_slice_handler(o, p, &child, is_delete_list)?)
+                None => {
+                    original.shift_remove(&key);
                 }
-                (current, _) if is_delete_list => current,
-                (current, p) if go_type(&current) == go_type(&p) => p,
-                (_, p) => self.fresh(p, &child)?,
-            };
+            }
         }
         Ok(original)
     }
@@ -283,13 +288,15 @@ impl Merger<'_> {
         Ok(original)
     }
 
-    /// A patch value that lands where the original has nothing: merged into nothing, which
-    /// applies its directives and drops its nulls.
-    fn fresh(&self, value: Value, path: &str) -> Result<Value, PatchError> {
+    /// A patch value that lands where the original has nothing (removeDirectives): a map
+    /// carrying `$patch` is dropped altogether, as upstream does; anything else is merged into
+    /// nothing, which applies its nested directives and drops its nulls.
+    fn fresh(&self, value: Value, path: &str) -> Result<Option<Value>, PatchError> {
         Ok(match value {
-            Value::Object(map) => Value::Object(self.fresh_map(map, path)?),
-            Value::Array(list) => Value::Array(self.fresh_list(list, path)?),
-            other => other,
+            Value::Object(map) if map.contains_key(DIRECTIVE_MARKER) => None,
+            Value::Object(map) => Some(Value::Object(self.fresh_map(map, path)?)),
+            Value::Array(list) => Some(Value::Array(self.fresh_list(list, path)?)),
+            other => Some(other),
         })
     }
 
@@ -728,6 +735,14 @@ mod tests {
                 want: json!({"spec": {"strategy": {}}}),
             },
             Case {
+                name: "directive maps where the original has nothing are dropped, like upstream",
+                kind: POD,
+                original: json!({"spec": {"containers": []}}),
+                patch: json!({"spec": {"nodeSelector": {"$patch": "replace", "a": "1"}, "affinity": {"$patch": "delete"},
+                    "containers": {"$patch": "replace"}}}),
+                want: json!({"spec": {}}),
+            },
+            Case {
                 name: "$retainKeys drops unlisted keys",
                 kind: DEPLOY,
                 original: json!({"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}}),
@@ -799,7 +814,7 @@ mod tests {
         assert_eq!(err, PatchError::Internal("map: map[image:x] does not contain declared merge key: name".into()));
         assert_eq!(err.status_code(), 500);
 
-        let err = smp(POD, json!({}), json!({"metadata": {"$patch": "bogus"}})).unwrap_err();
+        let err = smp(POD, json!({"metadata": {}}), json!({"metadata": {"$patch": "bogus"}})).unwrap_err();
         assert_eq!(err.to_string(), "unknown patch type: bogus in map: map[$patch:bogus]");
 
         let err = smp(

@@ -371,8 +371,9 @@ fn validate_label_selector(sel: &Value, path: &Path) -> ErrorList {
     errs
 }
 
+/// A `*metav1.LabelSelector` as field errors print it (a nil pointer prints as `"null"`).
 fn render_selector(sel: Option<&Value>) -> String {
-    sel.map_or_else(|| "null".to_string(), go_label_selector)
+    sel.map_or_else(|| quote("null"), go_label_selector)
 }
 
 /// The selector checks shared by the apps kinds; returns the parsed selector, or the error
@@ -487,16 +488,12 @@ fn deployment_strategy(strategy: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let rolling_update = field(strategy, "rollingUpdate");
     match opt_str(strategy, "type") {
-        // defaults::apply sets RollingUpdate.
-        None => {}
-        Some("Recreate") => {
-            if rolling_update.is_some() {
-                errs.push(FieldError::forbidden(
-                    path.child("rollingUpdate"),
-                    "may not be specified when strategy `type` is 'Recreate'",
-                ));
-            }
-        }
+        Some("Recreate") if rolling_update.is_some() => errs.push(FieldError::forbidden(
+            path.child("rollingUpdate"),
+            "may not be specified when strategy `type` is 'Recreate'",
+        )),
+        // A missing type is defaulted to RollingUpdate by defaults::apply.
+        None | Some("Recreate") => {}
         Some("RollingUpdate") => match rolling_update {
             None => errs
                 .push(FieldError::required(path.child("rollingUpdate"), "this should be defaulted and never be nil")),
@@ -686,7 +683,7 @@ fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
             m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
             Value::Object(m)
         };
-        if !semantic_eq(Some(&strip(spec)), Some(&strip(super::kinds::spec(old)))) {
+        if !semantic_eq(Some(&strip(spec)), Some(&strip(self::spec(old)))) {
             errs.push(FieldError::forbidden(
                 "spec",
                 "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
@@ -1056,15 +1053,11 @@ fn endpoint_slice(obj: &Value, old: Option<&Value>) -> ErrorList {
                         errs.extend(non_special_ip(addr, &p));
                     }
                     "FQDN" => errs.extend(fully_qualified_domain_name(addr, &p)),
-                    "IP" => {
-                        if addr.parse::<IpAddr>().is_err() {
-                            errs.push(FieldError::invalid_str(
-                                &p,
-                                addr,
-                                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
-                            ));
-                        }
-                    }
+                    "IP" if addr.parse::<IpAddr>().is_err() => errs.push(FieldError::invalid_str(
+                        &p,
+                        addr,
+                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                    )),
                     _ => {}
                 }
             }
@@ -1311,7 +1304,7 @@ fn ingress_class(obj: &Value, old: Option<&Value>) -> ErrorList {
     let mut errs = ErrorList::new();
     let controller = str_field(spec, "controller");
     if let Some(old) = old {
-        let old_controller = str_field(super::kinds::spec(old), "controller");
+        let old_controller = str_field(self::spec(old), "controller");
         if controller != old_controller {
             errs.push(immutable(&cp, quote(controller)));
         }
