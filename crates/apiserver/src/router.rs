@@ -423,20 +423,28 @@ enum JsonKind {
 
 async fn read_body(req: Request<Incoming>) -> ApiResult<(Option<String>, Bytes)> {
     let ct = header_str(req.headers(), header::CONTENT_TYPE).map(String::from);
-    let limited = Limited::new(req.into_body(), MAX_BODY_BYTES);
-    let bytes = limited
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                ApiError::RequestEntityTooLarge("the request is too large: limit is 3145728 bytes".into())
-            } else {
-                ApiError::BadRequest(format!("failed to read the request body: {e}"))
+    let mut body = req.into_body();
+    let bytes = match Limited::new(&mut body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            // Read (and drop) a bounded rest of the body before answering, as Go's net/http
+            // does: closing a connection with unread data resets it, and the client then
+            // loses the 413 response.
+            let mut drained = 0;
+            while drained < MAX_DRAIN_BYTES
+                && let Some(Ok(frame)) = body.frame().await
+            {
+                drained += frame.data_ref().map_or(0, Bytes::len);
             }
-        })?
-        .to_bytes();
+            return Err(ApiError::RequestEntityTooLarge("the request is too large: limit is 3145728 bytes".into()));
+        }
+        Err(e) => return Err(ApiError::BadRequest(format!("failed to read the request body: {e}"))),
+    };
     Ok((ct, bytes))
 }
+
+/// Most bytes of an oversized body read and discarded before the 413 is sent.
+const MAX_DRAIN_BYTES: usize = 16 * 1024 * 1024;
 
 async fn read_json(req: Request<Incoming>, kind: JsonKind) -> ApiResult<Value> {
     let (ct, bytes) = read_body(req).await?;

@@ -288,11 +288,16 @@ impl Registry {
 }
 
 pub(crate) fn apply_patch(rt: &ResourceType, old: &Value, patch_type: PatchType, patch: &Value) -> ApiResult<Value> {
-    let invalid = |e: String| ApiError::Invalid {
-        kind: rt.kind.to_string(),
-        group: rt.group.to_string(),
-        name: object::name(old).unwrap_or_default().to_string(),
-        causes: vec![api::FieldError::invalid("patch", format!("{:?}", patch.to_string()), e)],
+    let invalid = |e: api::patch::PatchError| match e.status_code() {
+        400 => ApiError::BadRequest(e.to_string()),
+        413 => ApiError::RequestEntityTooLarge(e.to_string()),
+        500 => ApiError::Internal(e.to_string()),
+        _ => ApiError::Invalid {
+            kind: rt.kind.to_string(),
+            group: rt.group.to_string(),
+            name: object::name(old).unwrap_or_default().to_string(),
+            causes: vec![api::FieldError::invalid("patch", format!("{:?}", patch.to_string()), e.to_string())],
+        },
     };
     match patch_type {
         PatchType::Merge => {
@@ -305,13 +310,13 @@ pub(crate) fn apply_patch(rt: &ResourceType, old: &Value, patch_type: PatchType,
             if !patch.is_array() {
                 return Err(ApiError::BadRequest("json patch must be a JSON array of operations".into()));
             }
-            api::patch::json_patch(old, patch).map_err(|e| invalid(e.to_string()))
+            api::patch::json_patch(old, patch).map_err(invalid)
         }
         PatchType::Strategic => {
             if !patch.is_object() {
                 return Err(ApiError::BadRequest("strategic merge patch must be a JSON object".into()));
             }
-            api::patch::strategic_merge_patch(old, patch, rt).map_err(|e| invalid(e.to_string()))
+            api::patch::strategic_merge_patch(old, patch, rt).map_err(invalid)
         }
         PatchType::Apply => {
             // Server-side apply without field ownership tracking: the applied configuration is
@@ -324,7 +329,7 @@ pub(crate) fn apply_patch(rt: &ResourceType, old: &Value, patch_type: PatchType,
                 m.remove("resourceVersion");
                 m.remove("managedFields");
             }
-            api::patch::strategic_merge_patch(old, &config, rt).map_err(|e| invalid(e.to_string()))
+            api::patch::strategic_merge_patch(old, &config, rt).map_err(invalid)
         }
     }
 }
@@ -334,6 +339,14 @@ pub(crate) fn check_type_meta(rt: &ResourceType, mut obj: Value) -> ApiResult<Va
     let Some(map) = obj.as_object_mut() else {
         return Err(ApiError::BadRequest(format!("the body of the request was not a {} object", rt.kind)));
     };
+    // Metadata of the wrong JSON type is a decoding error (400), not an absent metadata.
+    if map.get("metadata").is_some_and(|m| !m.is_object() && !m.is_null()) {
+        return Err(ApiError::BadRequest(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: metadata must be an object",
+            kind = rt.kind,
+            version = rt.version
+        )));
+    }
     let expected = rt.api_version();
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
@@ -422,7 +435,8 @@ fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
             map.insert("status".into(), json!({"phase": "Pending", "qosClass": qos_class(map.get("spec"))}));
         }
         ("", "Namespace") => {
-            map.insert("status".into(), json!({"phase": "Active"}));
+            // Defaulting sets phase Active and the `kubernetes` finalizer on a status-less namespace.
+            map.remove("status");
         }
         ("", "Service") => {
             map.insert("status".into(), json!({"loadBalancer": {}}));

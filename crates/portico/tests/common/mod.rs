@@ -14,6 +14,7 @@ pub struct Server {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub extra_args: Vec<String>,
+    starts: u32,
 }
 
 fn free_port() -> u16 {
@@ -34,6 +35,7 @@ impl Server {
             data_dir: tmp.path().to_path_buf(),
             _tmp: Some(tmp),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            starts: 0,
         };
         s.spawn();
         s
@@ -41,9 +43,9 @@ impl Server {
 
     /// (Re)starts the process on the same data directory and port.
     pub fn spawn(&mut self) {
-        let log = std::fs::File::create(self.data_dir.join(format!("server-{}.log", Instant::now().elapsed().as_nanos())))
-            .or_else(|_| std::fs::File::create(self.data_dir.join("server.log")))
-            .unwrap();
+        // One log per start, so a restart keeps the log of the run before the crash.
+        self.starts += 1;
+        let log = std::fs::File::create(self.data_dir.join(format!("server-{}.log", self.starts))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_portico"))
             .arg("server")
             .arg("--data-dir")
