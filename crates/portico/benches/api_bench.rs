@@ -154,6 +154,7 @@ async fn main() {
         wall.as_secs_f64()
     );
 
+    let rss_written = rss_kib(pid);
     let path = "/api/v1/namespaces/bench/configmaps";
     let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
     for _ in 0..2 {
@@ -172,7 +173,12 @@ async fn main() {
     println!("kubectl get configmaps ({rows} rows): {}", ms(t.elapsed()));
 
     let rss = rss_kib(pid);
-    println!("resident memory: {} MiB empty, {} MiB with {objects} objects stored", rss_empty / 1024, rss / 1024);
+    println!(
+        "resident memory: {} MiB empty, {} MiB with {objects} objects written, {} MiB after the lists",
+        rss_empty / 1024,
+        rss_written / 1024,
+        rss / 1024
+    );
 
     make_namespace(&client, "watch1").await;
     make_namespace(&client, "watch100").await;
