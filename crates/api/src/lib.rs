@@ -5,6 +5,7 @@ pub mod discovery;
 pub mod field;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 pub mod table;

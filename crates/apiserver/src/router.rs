@@ -449,6 +449,9 @@ const MAX_DRAIN_BYTES: usize = 16 * 1024 * 1024;
 async fn read_json(req: Request<Incoming>, kind: JsonKind) -> ApiResult<Value> {
     let (ct, bytes) = read_body(req).await?;
     let media = ct.as_deref().unwrap_or("application/json").split(';').next().unwrap_or("").trim().to_string();
+    if api::protobuf::is_protobuf_content_type(&media) {
+        return decode_protobuf(&bytes, kind);
+    }
     let json_like = media.is_empty() || media == "application/json" || media.ends_with("+json") || media == "*/*";
     let yaml = matches!(media.as_str(), "application/yaml" | "application/apply-patch+yaml");
     if !json_like && !yaml {
@@ -477,10 +480,22 @@ async fn read_json(req: Request<Incoming>, kind: JsonKind) -> ApiResult<Value> {
     Ok(value)
 }
 
+/// kubectl's typed clients send Kubernetes protobuf (`k8s\0` + runtime.Unknown).
+fn decode_protobuf(bytes: &[u8], kind: JsonKind) -> ApiResult<Value> {
+    if kind != JsonKind::Object {
+        return Err(ApiError::UnsupportedMediaType("protobuf is only accepted for object bodies".into()));
+    }
+    api::protobuf::decode_object(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not a valid Kubernetes protobuf object: {e}")))
+}
+
 async fn read_optional_json(req: Request<Incoming>) -> ApiResult<Option<Value>> {
-    let (_, bytes) = read_body(req).await?;
+    let (ct, bytes) = read_body(req).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
+    }
+    if ct.as_deref().is_some_and(api::protobuf::is_protobuf_content_type) {
+        return decode_protobuf(&bytes, JsonKind::Object).map(Some);
     }
     serde_json::from_slice(&bytes).map(Some).map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
 }
