@@ -704,7 +704,31 @@ fn service(obj: &Value) -> ErrorList {
     if list(spec, "ports").is_empty() && !headless && service_type != "ExternalName" {
         return vec![FieldError::required(Path::new("spec").child("ports"), "")];
     }
-    ErrorList::new()
+    // validateServicePort: the same checks as an EndpointSlice port, plus unique names and
+    // ValidatePortNumOrName for targetPort.
+    let mut errs = ErrorList::new();
+    let ports = list(spec, "ports");
+    let mut names: Vec<&str> = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let p = Path::new("spec").child("ports").index(i);
+        errs.extend(endpoint_port(port, ports.len() > 1, &p));
+        let name = str_field(port, "name");
+        if !name.is_empty() && is_dns1123_label(name).is_empty() {
+            if names.contains(&name) {
+                errs.push(FieldError::duplicate(p.child("name"), quote(name)));
+            }
+            names.push(name);
+        }
+        match port.get("targetPort") {
+            Some(Value::String(s)) => errs.extend(invalid_each(&p.child("targetPort"), s, is_valid_port_name(s))),
+            Some(Value::Number(n)) => {
+                let n = n.as_i64().unwrap_or(0);
+                errs.extend(is_valid_port_num(n).into_iter().map(|m| FieldError::invalid(p.child("targetPort"), n, m)));
+            }
+            _ => {}
+        }
+    }
+    errs
 }
 
 fn namespace(obj: &Value) -> ErrorList {

@@ -386,6 +386,34 @@ fn service_ports_are_required_unless_headless_or_external_name() {
 }
 
 #[test]
+fn service_ports_are_validated_like_upstream() {
+    let svc = |ports: Value| json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"ports": ports}});
+    let ok_ports = json!([{"name": "http", "port": 80}, {"name": "https", "port": 443, "targetPort": "tls"}]);
+    assert!(check("", "Service", svc(ok_ports)).is_empty());
+    assert_eq!(
+        check("", "Service", svc(json!([{"port": 0}]))),
+        vec![
+            "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive",
+            "spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive",
+        ]
+    );
+    assert_eq!(
+        check("", "Service", svc(json!([{"port": 80}, {"name": "b", "port": 81, "protocol": "HTTP"}]))),
+        vec![
+            "spec.ports[0].name: Required value",
+            "spec.ports[1].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+        ]
+    );
+    assert_eq!(
+        check("", "Service", svc(json!([{"name": "a", "port": 80}, {"name": "a", "port": 81, "targetPort": 70000}]))),
+        vec![
+            "spec.ports[1].name: Duplicate value: \"a\"",
+            "spec.ports[1].targetPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+        ]
+    );
+}
+
+#[test]
 fn namespaces_and_nodes() {
     assert!(check("", "Namespace", json!({"metadata": {"name": "team-a"}})).is_empty());
     assert_eq!(
