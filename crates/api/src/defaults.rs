@@ -17,7 +17,7 @@ pub fn apply(rt: &ResourceType, obj: &mut Value) {
     };
     match (rt.group, rt.kind) {
         ("", "Pod") => pod(obj),
-        ("", "Service") => service(obj),
+        ("", "Service") => crate::service::default_service_fields(obj),
         ("", "Secret") => set_if_empty(obj, "type", json!("Opaque")),
         ("", "Namespace") => namespace(obj),
         ("", "Endpoints") => endpoints(obj),
@@ -322,55 +322,6 @@ fn valid_path_component(c: &str) -> bool {
         }
     }
     true
-}
-
-/// SetDefaults_Service (cluster IPs and node ports are allocated elsewhere).
-fn service(obj: &mut Map<String, Value>) {
-    let spec = object(obj, "spec");
-    set_if_empty(spec, "sessionAffinity", json!("None"));
-    match spec.get("sessionAffinity").and_then(Value::as_str) {
-        Some("None") => {
-            spec.shift_remove("sessionAffinityConfig");
-        }
-        Some("ClientIP") => {
-            let has_timeout = spec
-                .get("sessionAffinityConfig")
-                .and_then(|c| c.get("clientIP"))
-                .and_then(|c| c.get("timeoutSeconds"))
-                .is_some_and(|t| !t.is_null());
-            if !has_timeout {
-                spec.insert("sessionAffinityConfig".to_string(), json!({"clientIP": {"timeoutSeconds": 10800}}));
-            }
-        }
-        _ => {}
-    }
-    set_if_empty(spec, "type", json!("ClusterIP"));
-    for port in items(spec, "ports") {
-        set_if_empty(port, "protocol", json!("TCP"));
-        if let Some(number) = port.get("port").cloned() {
-            set_if_empty(port, "targetPort", number);
-        }
-    }
-    let service_type = spec.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-    let has_external_ips = spec.get("externalIPs").and_then(Value::as_array).is_some_and(|ips| !ips.is_empty());
-    let externally_accessible = matches!(service_type.as_str(), "LoadBalancer" | "NodePort")
-        || (service_type == "ClusterIP" && has_external_ips);
-    if externally_accessible {
-        set_if_empty(spec, "externalTrafficPolicy", json!("Cluster"));
-    }
-    if matches!(service_type.as_str(), "NodePort" | "LoadBalancer" | "ClusterIP") {
-        set_if_nil(spec, "internalTrafficPolicy", json!("Cluster"));
-    }
-    if service_type == "LoadBalancer" {
-        set_if_nil(spec, "allocateLoadBalancerNodePorts", json!(true));
-        if let Some(lb) = object_if(obj, "status").and_then(|s| object_if(s, "loadBalancer")) {
-            for ingress in items(lb, "ingress") {
-                if ingress.get("ip").and_then(Value::as_str).is_some_and(|ip| !ip.is_empty()) {
-                    set_if_nil(ingress, "ipMode", json!("VIP"));
-                }
-            }
-        }
-    }
 }
 
 /// SetDefaults_Namespace and SetDefaults_NamespaceStatus, plus the `kubernetes` finalizer the

@@ -8,6 +8,7 @@ pub mod patch;
 pub mod protobuf;
 pub mod resources;
 pub mod selector;
+pub mod service;
 pub mod table;
 pub mod validation;
 

@@ -2,6 +2,7 @@
 //! OpenAPI, bearer-token authentication, and the API machinery's background work
 //! (namespace deletion, garbage collection).
 
+pub mod alloc;
 mod body;
 pub mod error;
 mod gc;
@@ -12,6 +13,7 @@ pub mod registry;
 pub mod request;
 mod router;
 mod server;
+pub mod services;
 mod table;
 mod watch;
 
@@ -37,6 +39,8 @@ pub struct Config {
     /// Events kept for watch resumption.
     pub watch_history: u64,
     pub bookmark_interval: Duration,
+    /// Service CIDRs and the NodePort range.
+    pub service_network: services::ServiceNetworkConfig,
 }
 
 impl Config {
@@ -48,6 +52,7 @@ impl Config {
             extra_sans: Vec::new(),
             watch_history: store::Options::default().history,
             bookmark_interval: Duration::from_secs(60),
+            service_network: services::ServiceNetworkConfig::default(),
         }
     }
 }
@@ -80,8 +85,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     pki.ensure(&config.extra_sans)?;
     let store = store::Store::open_embedded(&config.data_dir, store::Options { history: config.watch_history })
         .context("opening the embedded store")?;
-    let registry = registry::Registry::new(store);
-    bootstrap(&registry).await?;
+    let allocators = Arc::new(
+        services::ServiceAllocators::new(config.service_network.clone()).map_err(|e| anyhow::anyhow!(e))?,
+    );
+    let registry = registry::Registry::new(store).with_service_allocators(allocators.clone());
+    let repaired_at = allocators.repair(&registry).await.map_err(|e| anyhow::anyhow!("service allocator repair: {e}"))?;
+    let follower = tokio::spawn(allocators.clone().follow(registry.clone(), repaired_at));
+    bootstrap(&registry, &allocators).await?;
 
     let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
@@ -95,9 +105,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         server_address: host.clone(),
         bookmark_interval: config.bookmark_interval,
         metrics: metrics::Metrics::default(),
+        services: Some(allocators.clone()),
     });
     let tls = pki.server_config()?;
     let tasks = vec![
+        follower,
         tokio::spawn(server::serve(listener, tls, router)),
         tokio::spawn(gc::run_namespace_controller(registry.clone())),
         tokio::spawn(gc::run_garbage_collector(registry.clone())),
@@ -111,7 +123,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-async fn bootstrap(registry: &registry::Registry) -> anyhow::Result<()> {
+async fn bootstrap(registry: &registry::Registry, allocators: &services::ServiceAllocators) -> anyhow::Result<()> {
     let namespaces = api::resources::lookup("", "v1", "namespaces").expect("namespaces are served");
     for ns in SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
@@ -119,6 +131,25 @@ async fn bootstrap(registry: &registry::Registry) -> anyhow::Result<()> {
             Ok(_) | Err(error::ApiError::AlreadyExists { .. }) => {}
             Err(e) => anyhow::bail!("creating namespace {ns}: {e}"),
         }
+    }
+    // The `kubernetes` Service takes the first address of the primary service range, as
+    // kube-apiserver's controlplane reconciler makes it.
+    let services = api::resources::lookup("", "v1", "services").expect("services are served");
+    let svc = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": allocators.kubernetes_ip().to_string(),
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+            "sessionAffinity": "None",
+        },
+    });
+    match registry.create(services, Some("default"), svc, &registry::WriteOptions::default()).await {
+        Ok(_) | Err(error::ApiError::AlreadyExists { .. }) => {}
+        Err(e) => tracing::warn!(error = %e, "could not create the kubernetes Service"),
     }
     Ok(())
 }

@@ -42,6 +42,12 @@ pub struct ServerArgs {
     /// Number of past events kept so that watches can resume.
     #[arg(long, default_value_t = 100_000)]
     pub watch_history: u64,
+    /// Service ClusterIP range(s): one CIDR, or an IPv4 and an IPv6 CIDR for dual-stack.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cluster_ip_range: String,
+    /// Port range for NodePort Services.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
     /// Seconds between watch bookmarks.
     #[arg(long, default_value_t = 60)]
     pub bookmark_interval_seconds: u64,
@@ -61,6 +67,14 @@ impl ServerArgs {
         config.extra_sans = self.tls_san.clone();
         config.watch_history = self.watch_history;
         config.bookmark_interval = Duration::from_secs(self.bookmark_interval_seconds.max(1));
+        config.service_network = apiserver::services::ServiceNetworkConfig {
+            cidrs: apiserver::services::ServiceNetworkConfig::parse_cidrs(&self.service_cluster_ip_range)
+                .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?,
+            node_ports: self
+                .service_node_port_range
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--service-node-port-range: {e}"))?,
+        };
         Ok(config)
     }
 }

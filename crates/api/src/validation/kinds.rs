@@ -27,7 +27,7 @@ static NULL: Value = Value::Null;
 pub(super) fn validate_kind(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ErrorList {
     match (rt.group, rt.kind) {
         ("", "Pod") => pod(obj, old),
-        ("", "Service") => service(obj),
+        ("", "Service") => service(obj, old),
         ("", "Namespace") if old.is_none() => namespace(obj),
         ("", "Endpoints") => endpoints(obj),
         ("", "Secret") => secret(obj, old),
@@ -695,40 +695,9 @@ fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
 
 // ---- core/v1 -------------------------------------------------------------------------------
 
-/// The Service checks that belong here; the rest of ValidateService is done elsewhere.
-fn service(obj: &Value) -> ErrorList {
-    let spec = spec(obj);
-    let service_type = opt_str(spec, "type").unwrap_or("ClusterIP");
-    let cluster_ip = list(spec, "clusterIPs").first().and_then(Value::as_str).or_else(|| opt_str(spec, "clusterIP"));
-    let headless = service_type == "ClusterIP" && cluster_ip == Some("None");
-    if list(spec, "ports").is_empty() && !headless && service_type != "ExternalName" {
-        return vec![FieldError::required(Path::new("spec").child("ports"), "")];
-    }
-    // validateServicePort: the same checks as an EndpointSlice port, plus unique names and
-    // ValidatePortNumOrName for targetPort.
-    let mut errs = ErrorList::new();
-    let ports = list(spec, "ports");
-    let mut names: Vec<&str> = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let p = Path::new("spec").child("ports").index(i);
-        errs.extend(endpoint_port(port, ports.len() > 1, &p));
-        let name = str_field(port, "name");
-        if !name.is_empty() && is_dns1123_label(name).is_empty() {
-            if names.contains(&name) {
-                errs.push(FieldError::duplicate(p.child("name"), quote(name)));
-            }
-            names.push(name);
-        }
-        match port.get("targetPort") {
-            Some(Value::String(s)) => errs.extend(invalid_each(&p.child("targetPort"), s, is_valid_port_name(s))),
-            Some(Value::Number(n)) => {
-                let n = n.as_i64().unwrap_or(0);
-                errs.extend(is_valid_port_num(n).into_iter().map(|m| FieldError::invalid(p.child("targetPort"), n, m)));
-            }
-            _ => {}
-        }
-    }
-    errs
+/// ValidateService / ValidateServiceUpdate past the object metadata: see [`crate::service`].
+fn service(obj: &Value, old: Option<&Value>) -> ErrorList {
+    crate::service::validate_kind(obj, old)
 }
 
 fn namespace(obj: &Value) -> ErrorList {

@@ -132,6 +132,9 @@ impl Registry {
                 match self.store().delete(&kv.key, Precondition::ModRevision(kv.mod_revision)).await {
                     Ok(deleted) => {
                         object::set_resource_version(&mut obj, deleted.mod_revision);
+                        if let Some(a) = self.service_allocators(rt) {
+                            a.wait_processed(deleted.mod_revision).await;
+                        }
                         return Ok(DeleteOutcome::Deleted(obj));
                     }
                     Err(store::Error::Conflict { .. }) | Err(store::Error::NotFound(_)) => continue,

@@ -16,6 +16,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::object;
 use api::ResourceType;
 use serde_json::Value;
+use crate::services::ServiceAllocators;
+use std::sync::Arc;
 use store::{KeyValue, Store};
 
 /// Subresources with their own update strategy.
@@ -42,11 +44,23 @@ impl Subresource {
 #[derive(Clone)]
 pub struct Registry {
     store: Store,
+    services: Option<Arc<ServiceAllocators>>,
 }
 
 impl Registry {
     pub fn new(store: Store) -> Self {
-        Registry { store }
+        Registry { store, services: None }
+    }
+
+    /// Gives Services their cluster IPs and node ports from these allocators.
+    pub fn with_service_allocators(mut self, allocators: Arc<ServiceAllocators>) -> Self {
+        self.services = Some(allocators);
+        self
+    }
+
+    /// The allocators, when `rt` is the Service resource.
+    pub(crate) fn service_allocators(&self, rt: &ResourceType) -> Option<&Arc<ServiceAllocators>> {
+        if rt.group.is_empty() && rt.kind == "Service" { self.services.as_ref() } else { None }
     }
 
     pub fn store(&self) -> &Store {

@@ -110,21 +110,39 @@ impl Registry {
         prepare_for_create(rt, &mut obj);
         api::defaults::apply(rt, &mut obj);
         validate(rt, &obj, None)?;
+        let allocators = self.service_allocators(rt);
+        let reservation = match allocators {
+            Some(a) => Some(a.reserve_for_create(&mut obj)?),
+            None => None,
+        };
+        let give_back = |r: Option<crate::services::Reservation>| {
+            if let (Some(a), Some(r)) = (allocators, r) {
+                a.release(r);
+            }
+        };
         if opts.dry_run {
+            give_back(reservation);
             return Ok(Written { object: obj, warnings, created: true });
         }
         let key = rt.key(ns.as_deref(), &name);
         match self.store().create(&key, object::to_stored_bytes(&obj)).await {
             Ok(kv) => {
                 object::set_resource_version(&mut obj, kv.mod_revision);
+                if let Some(a) = allocators {
+                    // The follower now holds what was reserved.
+                    drop(reservation);
+                    a.wait_processed(kv.mod_revision).await;
+                }
                 Ok(Written { object: obj, warnings, created: true })
             }
-            Err(store::Error::AlreadyExists(_)) => Err(ApiError::AlreadyExists {
-                resource: rt.plural.to_string(),
-                group: rt.group.to_string(),
-                name,
-            }),
-            Err(e) => Err(e.into()),
+            Err(store::Error::AlreadyExists(_)) => {
+                give_back(reservation);
+                Err(ApiError::AlreadyExists { resource: rt.plural.to_string(), group: rt.group.to_string(), name })
+            }
+            Err(e) => {
+                give_back(reservation);
+                Err(e.into())
+            }
         }
     }
 
@@ -254,6 +272,40 @@ impl Registry {
     ) -> ApiResult<Written> {
         api::defaults::apply(rt, &mut new);
         validate(rt, &new, Some(old))?;
+        let allocators = self.service_allocators(rt);
+        let reservation = match allocators {
+            Some(a) => Some(a.reserve_for_update(old, &mut new)?),
+            None => None,
+        };
+        let give_back = |r: Option<crate::services::Reservation>| {
+            if let (Some(a), Some(r)) = (allocators, r) {
+                a.release(r);
+            }
+        };
+        let result = self.commit_update_inner(rt, ns, name, old, old_rev, new, opts).await;
+        match (&result, allocators) {
+            (Ok(w), Some(a)) if !opts.dry_run => {
+                drop(reservation);
+                if let Some(rv) = object::resource_version(&w.object).and_then(|r| r.parse().ok()) {
+                    a.wait_processed(rv).await;
+                }
+            }
+            _ => give_back(reservation),
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_update_inner(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        old: &Value,
+        old_rev: u64,
+        mut new: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
         if tracks_generation(rt) && spec_changed(old, &new) {
             let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             meta_mut(&mut new).insert("generation".into(), json!(generation));
@@ -447,6 +499,9 @@ fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
         }
         _ => {}
     }
+    if rt.group.is_empty() && rt.kind == "Service" {
+        api::service::prepare_for_create(obj);
+    }
 }
 
 /// A pod's QoS class from its containers' requests and limits.
@@ -532,6 +587,10 @@ pub(crate) fn merge_for_update(rt: &ResourceType, old: &Value, mut new: Value, s
         && let Some(f) = old.pointer("/spec/finalizers")
     {
         new["spec"]["finalizers"] = f.clone();
+    }
+    if rt.kind == "Service" && rt.group.is_empty() {
+        api::service::prepare_for_update(&mut new, old);
+        api::service::patch_allocated_values(&mut new, old);
     }
     new
 }
