@@ -33,34 +33,18 @@ use crate::resources::{RESOURCES, ResourceType, groups};
 
 /// The `Content-Type` of an aggregated discovery v2 response. client-go only parses the body as
 /// `APIGroupDiscoveryList` when the response carries exactly these parameters.
-pub const AGGREGATED_V2_CONTENT_TYPE: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Verbs of a served top-level resource.
-const MAIN_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const MAIN_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 /// kube-apiserver serves no `deletecollection` for namespaces.
-const NAMESPACE_VERBS: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update", "watch",
-];
+const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
 /// Verbs of the `status` and `scale` subresources.
 const SUBRESOURCE_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// The verbs discovery reports for a top-level resource.
 pub fn verbs(r: &ResourceType) -> &'static [&'static str] {
-    if r.group.is_empty() && r.kind == "Namespace" {
-        NAMESPACE_VERBS
-    } else {
-        MAIN_VERBS
-    }
+    if r.group.is_empty() && r.kind == "Namespace" { NAMESPACE_VERBS } else { MAIN_VERBS }
 }
 
 /// One served subresource of a resource, as discovery describes it.
@@ -78,20 +62,10 @@ pub struct Subresource {
 pub fn subresources(r: &'static ResourceType) -> Vec<Subresource> {
     let mut out = Vec::new();
     if r.scale {
-        out.push(Subresource {
-            name: "scale",
-            group: "autoscaling",
-            version: "v1",
-            kind: "Scale",
-        });
+        out.push(Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale" });
     }
     if r.status {
-        out.push(Subresource {
-            name: "status",
-            group: r.group,
-            version: r.version,
-            kind: r.kind,
-        });
+        out.push(Subresource { name: "status", group: r.group, version: r.version, kind: r.kind });
     }
     out
 }
@@ -109,37 +83,22 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
 
 /// The resources of one group-version, sorted by plural name (kube-apiserver's order).
 pub fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceType> {
-    let mut out: Vec<&'static ResourceType> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let mut out: Vec<&'static ResourceType> =
+        RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
     out.sort_by_key(|r| r.plural);
     out
 }
 
 fn versions_of(group: &str) -> Vec<&'static str> {
-    group_versions()
-        .into_iter()
-        .filter(|(g, _)| *g == group)
-        .map(|(_, v)| v)
-        .collect()
+    group_versions().into_iter().filter(|(g, _)| *g == group).map(|(_, v)| v).collect()
 }
 
 fn group_version_string(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    }
+    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
 }
 
 fn strings(items: &[&str]) -> Value {
-    Value::Array(
-        items
-            .iter()
-            .map(|s| Value::String((*s).to_string()))
-            .collect(),
-    )
+    Value::Array(items.iter().map(|s| Value::String((*s).to_string())).collect())
 }
 
 /// `GET /api`: the `APIVersions` of the legacy group. `server_address` is the `host:port`
@@ -158,21 +117,14 @@ fn group_body(group: &str) -> Option<Map<String, Value>> {
     let entry = |v: &str| json!({"groupVersion": group_version_string(group, v), "version": v});
     let mut body = Map::new();
     body.insert("name".into(), json!(group));
-    body.insert(
-        "versions".into(),
-        Value::Array(versions.iter().map(|v| entry(v)).collect()),
-    );
+    body.insert("versions".into(), Value::Array(versions.iter().map(|v| entry(v)).collect()));
     body.insert("preferredVersion".into(), entry(preferred));
     Some(body)
 }
 
 /// `GET /apis`: every named group (the legacy group is not listed here).
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = groups()
-        .into_iter()
-        .filter_map(group_body)
-        .map(Value::Object)
-        .collect();
+    let groups: Vec<Value> = groups().into_iter().filter_map(group_body).map(Value::Object).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -245,18 +197,8 @@ fn response_kind(r: &ResourceType, group: &str, version: &str, kind: &str) -> Va
 fn resource_discovery(r: &'static ResourceType) -> Value {
     let mut out = Map::new();
     out.insert("resource".into(), json!(r.plural));
-    out.insert(
-        "responseKind".into(),
-        response_kind(r, r.group, r.version, r.kind),
-    );
-    out.insert(
-        "scope".into(),
-        json!(if r.namespaced {
-            "Namespaced"
-        } else {
-            "Cluster"
-        }),
-    );
+    out.insert("responseKind".into(), response_kind(r, r.group, r.version, r.kind));
+    out.insert("scope".into(), json!(if r.namespaced { "Namespaced" } else { "Cluster" }));
     out.insert("singularResource".into(), json!(r.singular_name()));
     out.insert("verbs".into(), strings(verbs(r)));
     if !r.short_names.is_empty() {
@@ -290,10 +232,7 @@ fn group_discovery(group: &str) -> Value {
     let versions: Vec<Value> = versions_of(group)
         .into_iter()
         .map(|v| {
-            let resources: Vec<Value> = resources_of(group, v)
-                .into_iter()
-                .map(resource_discovery)
-                .collect();
+            let resources: Vec<Value> = resources_of(group, v).into_iter().map(resource_discovery).collect();
             json!({"version": v, "resources": resources, "freshness": "Current"})
         })
         .collect();
@@ -304,11 +243,8 @@ fn group_discovery(group: &str) -> Value {
 /// unnamed group holding `v1`), else for `GET /apis` (every named group). Serve it with
 /// [`AGGREGATED_V2_CONTENT_TYPE`].
 pub fn aggregated_discovery(legacy: bool) -> Value {
-    let items: Vec<Value> = if legacy {
-        vec![group_discovery("")]
-    } else {
-        groups().into_iter().map(group_discovery).collect()
-    };
+    let items: Vec<Value> =
+        if legacy { vec![group_discovery("")] } else { groups().into_iter().map(group_discovery).collect() };
     json!({
         "kind": "APIGroupDiscoveryList",
         "apiVersion": "apidiscovery.k8s.io/v2",
@@ -324,18 +260,12 @@ pub fn aggregated_discovery(legacy: bool) -> Value {
 pub fn accepts_aggregated_v2(accept: &str) -> bool {
     accept.split(',').any(|range| {
         let mut parts = range.split(';').map(str::trim);
-        if !parts
-            .next()
-            .is_some_and(|base| base.eq_ignore_ascii_case("application/json"))
-        {
+        if !parts.next().is_some_and(|base| base.eq_ignore_ascii_case("application/json")) {
             return false;
         }
         let (mut g, mut v, mut kind) = (false, false, false);
         for param in parts {
-            match param
-                .split_once('=')
-                .map(|(k, val)| (k.trim(), val.trim().trim_matches('"')))
-            {
+            match param.split_once('=').map(|(k, val)| (k.trim(), val.trim().trim_matches('"'))) {
                 Some(("g", "apidiscovery.k8s.io")) => g = true,
                 Some(("v", "v2")) => v = true,
                 Some(("as", "APIGroupDiscoveryList")) => kind = true,
@@ -351,12 +281,7 @@ mod tests {
     use super::*;
 
     fn names(list: &Value) -> Vec<String> {
-        list["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap().to_string())
-            .collect()
+        list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
     }
 
     #[test]
@@ -364,29 +289,18 @@ mod tests {
         let v = api_versions("10.0.0.1:6443");
         assert_eq!(v["kind"], "APIVersions");
         assert_eq!(v["versions"], json!(["v1"]));
-        assert_eq!(
-            v["serverAddressByClientCIDRs"][0]["serverAddress"],
-            "10.0.0.1:6443"
-        );
+        assert_eq!(v["serverAddressByClientCIDRs"][0]["serverAddress"], "10.0.0.1:6443");
     }
 
     #[test]
     fn group_list_has_every_named_group_and_no_core() {
         let list = api_group_list();
-        let names: Vec<&str> = list["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["name"].as_str().unwrap())
-            .collect();
+        let names: Vec<&str> = list["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
         assert_eq!(names, groups());
         assert!(!names.contains(&""));
         let apps = api_group("apps").unwrap();
         assert_eq!(apps["kind"], "APIGroup");
-        assert_eq!(
-            apps["preferredVersion"],
-            json!({"groupVersion": "apps/v1", "version": "v1"})
-        );
+        assert_eq!(apps["preferredVersion"], json!({"groupVersion": "apps/v1", "version": "v1"}));
         assert!(api_group("").is_none());
         assert!(api_group("batch").is_none());
     }
@@ -397,11 +311,7 @@ mod tests {
             let list = api_resource_list(r.group, r.version).unwrap();
             assert_eq!(list["groupVersion"], r.api_version());
             let names = names(&list);
-            assert!(
-                names.contains(&r.plural.to_string()),
-                "{} missing",
-                r.plural
-            );
+            assert!(names.contains(&r.plural.to_string()), "{} missing", r.plural);
             assert_eq!(names.contains(&format!("{}/status", r.plural)), r.status);
             assert_eq!(names.contains(&format!("{}/scale", r.plural)), r.scale);
         }
@@ -412,15 +322,7 @@ mod tests {
     #[test]
     fn legacy_entries_match_kube_apiserver() {
         let list = api_resource_list("apps", "v1").unwrap();
-        let find = |n: &str| {
-            list["resources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["name"] == n)
-                .unwrap()
-                .clone()
-        };
+        let find = |n: &str| list["resources"].as_array().unwrap().iter().find(|r| r["name"] == n).unwrap().clone();
         assert_eq!(
             find("deployments"),
             json!({"name": "deployments", "singularName": "deployment", "namespaced": true, "kind": "Deployment",
@@ -456,58 +358,24 @@ mod tests {
         let apis = aggregated_discovery(false);
         for r in RESOURCES {
             let doc = if r.group.is_empty() { &core } else { &apis };
-            let group = doc["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|g| g["metadata"]["name"] == r.group);
-            let group = if r.group.is_empty() {
-                &doc["items"][0]
-            } else {
-                group.unwrap()
-            };
-            let version = group["versions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|v| v["version"] == r.version)
-                .unwrap();
+            let group = doc["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == r.group);
+            let group = if r.group.is_empty() { &doc["items"][0] } else { group.unwrap() };
+            let version = group["versions"].as_array().unwrap().iter().find(|v| v["version"] == r.version).unwrap();
             assert_eq!(version["freshness"], "Current");
-            let res = version["resources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|x| x["resource"] == r.plural)
-                .unwrap();
+            let res = version["resources"].as_array().unwrap().iter().find(|x| x["resource"] == r.plural).unwrap();
             assert_eq!(res["responseKind"]["kind"], r.kind);
-            assert_eq!(
-                res["scope"],
-                if r.namespaced {
-                    "Namespaced"
-                } else {
-                    "Cluster"
-                }
-            );
+            assert_eq!(res["scope"], if r.namespaced { "Namespaced" } else { "Cluster" });
             assert_eq!(res["singularResource"], r.singular_name());
             let subs: Vec<&str> = res
                 .get("subresources")
-                .map(|s| {
-                    s.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|s| s["subresource"].as_str().unwrap())
-                        .collect()
-                })
+                .map(|s| s.as_array().unwrap().iter().map(|s| s["subresource"].as_str().unwrap()).collect())
                 .unwrap_or_default();
             assert_eq!(subs.contains(&"status"), r.status);
             assert_eq!(subs.contains(&"scale"), r.scale);
         }
         let deployments = &apis["items"][0]["versions"][0]["resources"][0];
         assert_eq!(deployments["resource"], "deployments");
-        assert_eq!(
-            deployments["responseKind"],
-            json!({"group": "", "version": "", "kind": "Deployment"})
-        );
+        assert_eq!(deployments["responseKind"], json!({"group": "", "version": "", "kind": "Deployment"}));
         assert_eq!(
             deployments["subresources"],
             json!([
@@ -522,18 +390,8 @@ mod tests {
     #[test]
     fn namespaces_have_no_deletecollection() {
         let core = api_resource_list("", "v1").unwrap();
-        let ns = core["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == "namespaces")
-            .unwrap();
-        assert!(
-            !ns["verbs"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("deletecollection"))
-        );
+        let ns = core["resources"].as_array().unwrap().iter().find(|r| r["name"] == "namespaces").unwrap();
+        assert!(!ns["verbs"].as_array().unwrap().contains(&json!("deletecollection")));
     }
 
     #[test]
@@ -541,13 +399,9 @@ mod tests {
         let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,\
             application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert!(accepts_aggregated_v2(kubectl));
-        assert!(accepts_aggregated_v2(
-            "application/json; as=APIGroupDiscoveryList; v=v2; g=apidiscovery.k8s.io"
-        ));
+        assert!(accepts_aggregated_v2("application/json; as=APIGroupDiscoveryList; v=v2; g=apidiscovery.k8s.io"));
         assert!(!accepts_aggregated_v2("application/json"));
-        assert!(!accepts_aggregated_v2(
-            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
-        ));
+        assert!(!accepts_aggregated_v2("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"));
         assert!(!accepts_aggregated_v2(""));
     }
 }

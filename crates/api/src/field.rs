@@ -80,7 +80,12 @@ impl FieldError {
     }
 
     pub fn duplicate(field: impl Into<String>, value: impl fmt::Display) -> Self {
-        FieldError { kind: ErrorType::Duplicate, field: field.into(), value: Some(value.to_string()), detail: String::new() }
+        FieldError {
+            kind: ErrorType::Duplicate,
+            field: field.into(),
+            value: Some(value.to_string()),
+            detail: String::new(),
+        }
     }
 
     pub fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
@@ -107,7 +112,12 @@ impl FieldError {
     }
 
     pub fn not_found(field: impl Into<String>, value: impl fmt::Display) -> Self {
-        FieldError { kind: ErrorType::NotFound, field: field.into(), value: Some(value.to_string()), detail: String::new() }
+        FieldError {
+            kind: ErrorType::NotFound,
+            field: field.into(),
+            value: Some(value.to_string()),
+            detail: String::new(),
+        }
     }
 
     /// The message without the field path, as put in a Status cause.
@@ -131,11 +141,7 @@ impl FieldError {
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            write!(f, "{}", self.body())
-        } else {
-            write!(f, "{}: {}", self.field, self.body())
-        }
+        if self.field.is_empty() { write!(f, "{}", self.body()) } else { write!(f, "{}: {}", self.field, self.body()) }
     }
 }
 

@@ -75,13 +75,11 @@ use crate::discovery::{group_versions, resources_of, subresources, verbs};
 use crate::resources::ResourceType;
 
 /// The media type kubectl puts in `Accept` when it requests `/openapi/v2`.
-pub const OPENAPI_V2_PROTOBUF_ACCEPT: &str =
-    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+pub const OPENAPI_V2_PROTOBUF_ACCEPT: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
 /// The `Content-Type` to answer `/openapi/v2` with (kube-openapi's; the `@` form of
 /// [`OPENAPI_V2_PROTOBUF_ACCEPT`] fails client-go's media type parsing).
-pub const OPENAPI_V2_PROTOBUF_CONTENT_TYPE: &str =
-    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+pub const OPENAPI_V2_PROTOBUF_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
 /// The `/openapi/v2` body: an empty protobuf `openapi_v2.Document` (every field at its default).
 /// See the module documentation for why this is better than a 404.
@@ -92,11 +90,7 @@ pub fn openapi_v2_protobuf() -> &'static [u8] {
 /// `api/v1` for the legacy group, `apis/<group>/<version>` otherwise: the key of a document in
 /// [`openapi_v3_root`] and the argument of [`openapi_v3_group_version`].
 pub fn group_version_path(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
 /// `GET /openapi/v3`: the served group-versions, each with the URL of its document, whose `hash`
@@ -106,10 +100,7 @@ pub fn openapi_v3_root() -> Value {
     for (group, version) in group_versions() {
         let path = group_version_path(group, version);
         let hash = document_hash(&gv_document(group, version));
-        paths.insert(
-            path.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
-        );
+        paths.insert(path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}));
     }
     json!({"paths": paths})
 }
@@ -135,9 +126,7 @@ pub fn document_hash(doc: &Value) -> String {
     const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
     const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
     let bytes = serde_json::to_vec(doc).unwrap_or_default();
-    let hash = bytes
-        .iter()
-        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME));
+    let hash = bytes.iter().fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME));
     format!("{hash:032X}")
 }
 
@@ -145,10 +134,7 @@ pub fn document_hash(doc: &Value) -> String {
 
 fn upper_first(s: &str) -> String {
     let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
 /// `Core` for the legacy group; `apps` → `Apps`, `networking.k8s.io` → `Networking`.
@@ -156,30 +142,19 @@ fn group_words(group: &str) -> Vec<&str> {
     if group.is_empty() {
         return vec!["core"];
     }
-    group
-        .strip_suffix(".k8s.io")
-        .unwrap_or(group)
-        .split('.')
-        .collect()
+    group.strip_suffix(".k8s.io").unwrap_or(group).split('.').collect()
 }
 
 /// Operation id infix: `CoreV1`, `AppsV1`, `NetworkingV1`.
 fn op_infix(group: &str, version: &str) -> String {
-    group_words(group)
-        .iter()
-        .map(|w| upper_first(w))
-        .collect::<String>()
-        + &upper_first(version)
+    group_words(group).iter().map(|w| upper_first(w)).collect::<String>() + &upper_first(version)
 }
 
 /// Operation tag: `core_v1`, `apps_v1`, `networking_v1`.
 fn tag(group: &str, version: &str) -> String {
     let words = group_words(group);
     let head = words.first().copied().unwrap_or_default().to_string();
-    let camel = words
-        .iter()
-        .skip(1)
-        .fold(head, |acc, w| acc + &upper_first(w));
+    let camel = words.iter().skip(1).fold(head, |acc, w| acc + &upper_first(w));
     format!("{camel}_{version}")
 }
 
@@ -211,16 +186,12 @@ fn path_param(name: &str, description: &str) -> Value {
 
 fn param(name: &str) -> Value {
     match name {
-        "allowWatchBookmarks" => query(
-            name,
-            "boolean",
-            "allowWatchBookmarks requests watch events with type \"BOOKMARK\".",
-        ),
-        "continue" => query(
-            name,
-            "string",
-            "The continue option should be set when retrieving more results from the server.",
-        ),
+        "allowWatchBookmarks" => {
+            query(name, "boolean", "allowWatchBookmarks requests watch events with type \"BOOKMARK\".")
+        }
+        "continue" => {
+            query(name, "string", "The continue option should be set when retrieving more results from the server.")
+        }
         "dryRun" => query(
             name,
             "string",
@@ -246,31 +217,19 @@ fn param(name: &str) -> Value {
             "boolean",
             "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people.",
         ),
-        "gracePeriodSeconds" => query(
-            name,
-            "integer",
-            "The duration in seconds before the object should be deleted.",
-        ),
+        "gracePeriodSeconds" => query(name, "integer", "The duration in seconds before the object should be deleted."),
         "labelSelector" => query(
             name,
             "string",
             "A selector to restrict the list of returned objects by their labels. Defaults to everything.",
         ),
-        "limit" => query(
-            name,
-            "integer",
-            "limit is a maximum number of responses to return for a list call.",
-        ),
+        "limit" => query(name, "integer", "limit is a maximum number of responses to return for a list call."),
         "orphanDependents" => query(
             name,
             "boolean",
             "Deprecated: please use the PropagationPolicy, this field will be deprecated in 1.7.",
         ),
-        "pretty" => query(
-            name,
-            "string",
-            "If 'true', then the output is pretty printed.",
-        ),
+        "pretty" => query(name, "string", "If 'true', then the output is pretty printed."),
         "propagationPolicy" => query(
             name,
             "string",
@@ -281,16 +240,12 @@ fn param(name: &str) -> Value {
             "string",
             "resourceVersion sets a constraint on what resource versions a request may be served from.",
         ),
-        "resourceVersionMatch" => query(
-            name,
-            "string",
-            "resourceVersionMatch determines how resourceVersion is applied to list calls.",
-        ),
-        "sendInitialEvents" => query(
-            name,
-            "boolean",
-            "`sendInitialEvents=true` may be set together with `watch=true`.",
-        ),
+        "resourceVersionMatch" => {
+            query(name, "string", "resourceVersionMatch determines how resourceVersion is applied to list calls.")
+        }
+        "sendInitialEvents" => {
+            query(name, "boolean", "`sendInitialEvents=true` may be set together with `watch=true`.")
+        }
         "timeoutSeconds" => query(name, "integer", "Timeout for the list/watch call."),
         "watch" => query(
             name,
@@ -319,12 +274,7 @@ const LIST_PARAMS: &[&str] = &[
 ];
 const WRITE_PARAMS: &[&str] = &["dryRun", "fieldManager", "fieldValidation"];
 const PATCH_PARAMS: &[&str] = &["dryRun", "fieldManager", "fieldValidation", "force"];
-const DELETE_PARAMS: &[&str] = &[
-    "dryRun",
-    "gracePeriodSeconds",
-    "orphanDependents",
-    "propagationPolicy",
-];
+const DELETE_PARAMS: &[&str] = &["dryRun", "gracePeriodSeconds", "orphanDependents", "propagationPolicy"];
 const DELETE_COLLECTION_PARAMS: &[&str] = &[
     "continue",
     "dryRun",
@@ -438,12 +388,7 @@ fn add_resource_paths(paths: &mut Map<String, Value>, ctx: &Ctx, r: &'static Res
         format!("{prefix}/{}", r.plural)
     };
     let item = format!("{collection}/{{name}}");
-    let namespace_param = || {
-        path_param(
-            "namespace",
-            "object name and auth scope, such as for teams and projects",
-        )
-    };
+    let namespace_param = || path_param("namespace", "object name and auth scope, such as for teams and projects");
     let name_param = |what: &str| path_param("name", &format!("name of the {what}"));
     let with_scope = |mut v: Vec<Value>| {
         if r.namespaced {
@@ -547,10 +492,7 @@ fn add_resource_paths(paths: &mut Map<String, Value>, ctx: &Ctx, r: &'static Res
             }),
         ),
     ];
-    paths.insert(
-        item.clone(),
-        path_item(with_scope(vec![name_param(kind)]), ops),
-    );
+    paths.insert(item.clone(), path_item(with_scope(vec![name_param(kind)]), ops));
 
     // Subresources: read, replace, patch.
     for sub in subresources(r) {
@@ -601,10 +543,7 @@ fn add_resource_paths(paths: &mut Map<String, Value>, ctx: &Ctx, r: &'static Res
             ),
         ];
         let name = path_param("name", &format!("name of the {}", sub.kind));
-        paths.insert(
-            format!("{item}/{}", sub.name),
-            path_item(with_scope(vec![name]), ops),
-        );
+        paths.insert(format!("{item}/{}", sub.name), path_item(with_scope(vec![name]), ops));
     }
 
     // Namespaced kinds are also listed across all namespaces.
@@ -620,10 +559,7 @@ fn add_resource_paths(paths: &mut Map<String, Value>, ctx: &Ctx, r: &'static Res
         });
         let mut path_params = params(LIST_PARAMS);
         path_params.push(param("pretty"));
-        paths.insert(
-            format!("{prefix}/{}", r.plural),
-            path_item(path_params, vec![("get", op)]),
-        );
+        paths.insert(format!("{prefix}/{}", r.plural), path_item(path_params, vec![("get", op)]));
     }
 }
 
@@ -634,10 +570,7 @@ fn minimal_schema(description: &str) -> Value {
 }
 
 fn gv_document(group: &str, version: &str) -> Value {
-    let ctx = Ctx {
-        tag: tag(group, version),
-        infix: op_infix(group, version),
-    };
+    let ctx = Ctx { tag: tag(group, version), infix: op_infix(group, version) };
     let resources = resources_of(group, version);
     let mut paths = Map::new();
 
@@ -645,27 +578,15 @@ fn gv_document(group: &str, version: &str) -> Value {
     let mut discovery = Map::new();
     discovery.insert("tags".into(), json!([ctx.tag]));
     discovery.insert("description".into(), json!("get available resources"));
-    discovery.insert(
-        "operationId".into(),
-        json!(format!("get{}APIResources", ctx.infix)),
-    );
+    discovery.insert("operationId".into(), json!(format!("get{}APIResources", ctx.infix)));
     discovery.insert("responses".into(), responses(&["200"], &api_resources));
-    paths.insert(
-        format!("/{}/", group_version_path(group, version)),
-        json!({"get": discovery}),
-    );
+    paths.insert(format!("/{}/", group_version_path(group, version)), json!({"get": discovery}));
 
     let mut schemas = Map::new();
     for r in &resources {
         add_resource_paths(&mut paths, &ctx, r);
         let kind = schema_name(r.group, r.version, r.kind);
-        schemas.insert(
-            kind,
-            minimal_schema(&format!(
-                "{} (schema not published; see the built-in type)",
-                r.kind
-            )),
-        );
+        schemas.insert(kind, minimal_schema(&format!("{} (schema not published; see the built-in type)", r.kind)));
         schemas.insert(
             schema_name(r.group, r.version, &r.list_kind()),
             minimal_schema(&format!("{} is a list of {}.", r.list_kind(), r.kind)),
@@ -677,22 +598,10 @@ fn gv_document(group: &str, version: &str) -> Value {
         }
     }
     for (name, description) in [
-        (
-            "APIResourceList",
-            "APIResourceList is a list of APIResource.",
-        ),
-        (
-            "DeleteOptions",
-            "DeleteOptions may be provided when deleting an API object.",
-        ),
-        (
-            "Patch",
-            "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body.",
-        ),
-        (
-            "Status",
-            "Status is a return value for calls that don't return other objects.",
-        ),
+        ("APIResourceList", "APIResourceList is a list of APIResource."),
+        ("DeleteOptions", "DeleteOptions may be provided when deleting an API object."),
+        ("Patch", "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body."),
+        ("Status", "Status is a return value for calls that don't return other objects."),
     ] {
         schemas.insert(format!("{META}.{name}"), minimal_schema(description));
     }
@@ -728,11 +637,7 @@ mod tests {
     }
 
     fn has_query_param(op: &Value, name: &str) -> bool {
-        op["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["name"] == name && p["in"] == "query")
+        op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == name && p["in"] == "query")
     }
 
     #[test]
@@ -748,13 +653,8 @@ mod tests {
         for p in ["fieldValidation", "dryRun", "fieldManager", "force"] {
             assert!(has_query_param(op, p), "{p}");
         }
-        assert!(
-            op["requestBody"]["content"]
-                .get("application/strategic-merge-patch+json")
-                .is_some()
-        );
-        let scale =
-            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"];
+        assert!(op["requestBody"]["content"].get("application/strategic-merge-patch+json").is_some());
+        let scale = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"];
         assert_eq!(
             scale["x-kubernetes-group-version-kind"],
             json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
@@ -778,11 +678,8 @@ mod tests {
         for r in RESOURCES {
             let doc = openapi_v3_group_version(&group_version_path(r.group, r.version)).unwrap();
             let paths = doc["paths"].as_object().unwrap();
-            let prefix = if r.group.is_empty() {
-                "/api/v1".to_string()
-            } else {
-                format!("/apis/{}/{}", r.group, r.version)
-            };
+            let prefix =
+                if r.group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{}/{}", r.group, r.version) };
             let collection = if r.namespaced {
                 format!("{prefix}/namespaces/{{namespace}}/{}", r.plural)
             } else {
@@ -796,10 +693,7 @@ mod tests {
                 );
             }
             for m in ["get", "put", "delete", "patch"] {
-                assert_eq!(
-                    paths[&item][m]["x-kubernetes-group-version-kind"]["kind"], r.kind,
-                    "{item} {m}"
-                );
+                assert_eq!(paths[&item][m]["x-kubernetes-group-version-kind"]["kind"], r.kind, "{item} {m}");
             }
             assert_eq!(paths.contains_key(&format!("{item}/status")), r.status);
             assert_eq!(paths.contains_key(&format!("{item}/scale")), r.scale);
@@ -815,11 +709,7 @@ mod tests {
                 assert!(schemas.contains_key(name), "{name} unresolved");
             }
             // No schema claims a GVK (kubectl apply would try, and warn, with a partial schema).
-            assert!(
-                schemas
-                    .values()
-                    .all(|s| s.get("x-kubernetes-group-version-kind").is_none())
-            );
+            assert!(schemas.values().all(|s| s.get("x-kubernetes-group-version-kind").is_none()));
         }
     }
 
@@ -837,10 +727,7 @@ mod tests {
             paths["/api/v1/namespaces/{namespace}/services/{name}"]["patch"]["operationId"],
             "patchCoreV1NamespacedService"
         );
-        assert_eq!(
-            paths["/api/v1/nodes/{name}"]["patch"]["operationId"],
-            "patchCoreV1Node"
-        );
+        assert_eq!(paths["/api/v1/nodes/{name}"]["patch"]["operationId"], "patchCoreV1Node");
         // Namespaces have no deletecollection.
         assert!(paths["/api/v1/namespaces"].get("delete").is_none());
         let net = openapi_v3_group_version("apis/networking.k8s.io/v1").unwrap();
@@ -868,10 +755,7 @@ mod tests {
             let hash = document_hash(&doc);
             assert_eq!(hash.len(), 32);
             assert_eq!(url, format!("/openapi/v3/{key}?hash={hash}"));
-            assert_eq!(
-                hash,
-                document_hash(&openapi_v3_group_version(&key).unwrap())
-            );
+            assert_eq!(hash, document_hash(&openapi_v3_group_version(&key).unwrap()));
             assert!(!hashes.contains(&hash));
             hashes.push(hash);
         }
@@ -884,10 +768,7 @@ mod tests {
         let before = document_hash(&doc);
         doc["info"]["version"] = json!("v2");
         assert_ne!(before, document_hash(&doc));
-        assert_ne!(
-            document_hash(&json!({"a": 1})),
-            document_hash(&json!({"a": 2}))
-        );
+        assert_ne!(document_hash(&json!({"a": 1})), document_hash(&json!({"a": 2})));
     }
 
     #[test]

@@ -132,8 +132,8 @@ pub struct Normalized {
 
 fn round_trip<T: Serialize + DeserializeOwned>(value: Value) -> Result<Normalized, String> {
     let mut unknown_fields = Vec::new();
-    let typed: T = serde_ignored::deserialize(value, |path| unknown_fields.push(field_path(&path)))
-        .map_err(|e| e.to_string())?;
+    let typed: T =
+        serde_ignored::deserialize(value, |path| unknown_fields.push(field_path(&path))).map_err(|e| e.to_string())?;
     let value = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
     Ok(Normalized { value, unknown_fields })
 }

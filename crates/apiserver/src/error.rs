@@ -9,19 +9,42 @@ use serde_json::{Value, json};
 pub enum ApiError {
     BadRequest(String),
     Unauthorized,
-    Forbidden { message: String },
-    NotFound { resource: String, group: String, name: String },
+    Forbidden {
+        message: String,
+    },
+    NotFound {
+        resource: String,
+        group: String,
+        name: String,
+    },
     /// A path or resource that is not served.
     NotFoundPath(String),
-    MethodNotSupported { resource: String, verb: String },
-    AlreadyExists { resource: String, group: String, name: String },
-    Conflict { resource: String, group: String, name: String, message: String },
+    MethodNotSupported {
+        resource: String,
+        verb: String,
+    },
+    AlreadyExists {
+        resource: String,
+        group: String,
+        name: String,
+    },
+    Conflict {
+        resource: String,
+        group: String,
+        name: String,
+        message: String,
+    },
     /// 410: the requested resourceVersion left the history window.
     Expired(String),
     RequestEntityTooLarge(String),
     UnsupportedMediaType(String),
     NotAcceptable(String),
-    Invalid { kind: String, group: String, name: String, causes: Vec<FieldError> },
+    Invalid {
+        kind: String,
+        group: String,
+        name: String,
+        causes: Vec<FieldError>,
+    },
     Timeout(String),
     Internal(String),
 }

@@ -114,7 +114,9 @@ impl Graph {
 
     /// A dependent is garbage once none of its owners exist.
     fn is_orphaned(&self, uid: &str) -> bool {
-        self.nodes.get(uid).is_some_and(|n| !n.pinned && !n.owners.is_empty() && n.owners.iter().all(|o| !self.nodes.contains_key(o)))
+        self.nodes
+            .get(uid)
+            .is_some_and(|n| !n.pinned && !n.owners.is_empty() && n.owners.iter().all(|o| !self.nodes.contains_key(o)))
     }
 }
 
@@ -189,7 +191,11 @@ async fn collect(registry: &Registry) -> Result<(), crate::error::ApiError> {
 async fn act(registry: &Registry, graph: &Graph, uid: &str) {
     let Some(node) = graph.nodes.get(uid) else { return };
     if graph.is_orphaned(uid) && !node.deleting {
-        let opts = DeleteOptions { propagation: Some(Propagation::Background), precondition_uid: Some(uid.to_string()), ..Default::default() };
+        let opts = DeleteOptions {
+            propagation: Some(Propagation::Background),
+            precondition_uid: Some(uid.to_string()),
+            ..Default::default()
+        };
         if let Err(e) = registry.delete(node.rt, node.namespace.as_deref(), &node.name, &opts).await {
             tracing::debug!(name = %node.name, error = %e, "garbage collection delete failed");
         }

@@ -85,15 +85,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     pki.ensure(&config.extra_sans)?;
     let store = store::Store::open_embedded(&config.data_dir, store::Options { history: config.watch_history })
         .context("opening the embedded store")?;
-    let allocators = Arc::new(
-        services::ServiceAllocators::new(config.service_network.clone()).map_err(|e| anyhow::anyhow!(e))?,
-    );
+    let allocators =
+        Arc::new(services::ServiceAllocators::new(config.service_network.clone()).map_err(|e| anyhow::anyhow!(e))?);
     let registry = registry::Registry::new(store).with_service_allocators(allocators.clone());
-    let repaired_at = allocators.repair(&registry).await.map_err(|e| anyhow::anyhow!("service allocator repair: {e}"))?;
+    let repaired_at =
+        allocators.repair(&registry).await.map_err(|e| anyhow::anyhow!("service allocator repair: {e}"))?;
     let follower = tokio::spawn(allocators.clone().follow(registry.clone(), repaired_at));
     bootstrap(&registry, &allocators).await?;
 
-    let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
     let host = config.advertise.clone().unwrap_or_else(|| format!("127.0.0.1:{}", addr.port()));
     let kubeconfig = config.data_dir.join("kubeconfig");

@@ -5,7 +5,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-const BUCKETS: &[f64] = &[0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0, 30.0, 60.0];
+const BUCKETS: &[f64] =
+    &[0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0, 30.0, 60.0];
 
 #[derive(Default)]
 struct Histogram {
@@ -23,7 +24,8 @@ pub struct Metrics {
 impl Metrics {
     pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
         let verb = verb.to_ascii_uppercase();
-        *self.requests.lock().expect("metrics lock").entry((verb.clone(), resource.to_string(), code)).or_default() += 1;
+        *self.requests.lock().expect("metrics lock").entry((verb.clone(), resource.to_string(), code)).or_default() +=
+            1;
         // Watches last as long as the client wants; like kube-apiserver, keep them out of latency.
         if verb == "WATCH" {
             return;
@@ -48,7 +50,8 @@ impl Metrics {
         out.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, resource and HTTP response code.\n");
         out.push_str("# TYPE apiserver_request_total counter\n");
         for ((verb, resource, code), n) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "apiserver_request_total{{code=\"{code}\",resource=\"{resource}\",verb=\"{verb}\"}} {n}");
+            let _ =
+                writeln!(out, "apiserver_request_total{{code=\"{code}\",resource=\"{resource}\",verb=\"{verb}\"}} {n}");
         }
         out.push_str("# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb and resource.\n");
         out.push_str("# TYPE apiserver_request_duration_seconds histogram\n");
@@ -60,9 +63,21 @@ impl Metrics {
                     h.counts[i]
                 );
             }
-            let _ = writeln!(out, "apiserver_request_duration_seconds_bucket{{resource=\"{resource}\",verb=\"{verb}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "apiserver_request_duration_seconds_sum{{resource=\"{resource}\",verb=\"{verb}\"}} {}", h.sum);
-            let _ = writeln!(out, "apiserver_request_duration_seconds_count{{resource=\"{resource}\",verb=\"{verb}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_bucket{{resource=\"{resource}\",verb=\"{verb}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_sum{{resource=\"{resource}\",verb=\"{verb}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_count{{resource=\"{resource}\",verb=\"{verb}\"}} {}",
+                h.count
+            );
         }
         out
     }

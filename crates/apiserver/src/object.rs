@@ -69,7 +69,10 @@ pub fn owner_uids(obj: &Value) -> Vec<String> {
         .get("ownerReferences")
         .and_then(Value::as_array)
         .map(|refs| {
-            refs.iter().filter(|r| served(r)).filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from)).collect()
+            refs.iter()
+                .filter(|r| served(r))
+                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from))
+                .collect()
         })
         .unwrap_or_default()
 }

@@ -46,7 +46,11 @@ pub struct ResourceRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// `/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`
-    Discovery { legacy: bool, group: Option<String>, version: Option<String> },
+    Discovery {
+        legacy: bool,
+        group: Option<String>,
+        version: Option<String>,
+    },
     Resource(ResourceRequest),
     /// Anything else; served by the non-resource handlers or answered 404.
     Other(String),
@@ -205,12 +209,18 @@ mod tests {
         assert_eq!(res(Method::GET, "/api/v1/pods").verb, Verb::List);
         assert_eq!(res(Method::DELETE, "/api/v1/namespaces/a/pods").verb, Verb::DeleteCollection);
         assert_eq!(res(Method::GET, "/api/v1/watch/namespaces/a/pods").verb, Verb::Watch);
-        assert!(matches!(parse(&Method::GET, "/api/v1/pods", true), Target::Resource(ResourceRequest { verb: Verb::Watch, .. })));
+        assert!(matches!(
+            parse(&Method::GET, "/api/v1/pods", true),
+            Target::Resource(ResourceRequest { verb: Verb::Watch, .. })
+        ));
     }
 
     #[test]
     fn discovery_paths() {
-        assert_eq!(parse(&Method::GET, "/apis", false), Target::Discovery { legacy: false, group: None, version: None });
+        assert_eq!(
+            parse(&Method::GET, "/apis", false),
+            Target::Discovery { legacy: false, group: None, version: None }
+        );
         assert_eq!(
             parse(&Method::GET, "/apis/apps/v1", false),
             Target::Discovery { legacy: false, group: Some("apps".into()), version: Some("v1".into()) }

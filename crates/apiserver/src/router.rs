@@ -70,7 +70,9 @@ impl Router {
         match request::parse(req.method(), &path, watch_param) {
             Target::Discovery { legacy, group, version } => {
                 let accept = header_str(req.headers(), header::ACCEPT);
-                discovery(&self.server_address, legacy, group.as_deref(), version.as_deref(), accept).map(|r| (other("get"), r)).map_err(|e| (other("get"), e))
+                discovery(&self.server_address, legacy, group.as_deref(), version.as_deref(), accept)
+                    .map(|r| (other("get"), r))
+                    .map_err(|e| (other("get"), e))
             }
             Target::Resource(r) => {
                 let label = Label(r.verb.as_str().to_string(), r.resource.clone());
@@ -101,10 +103,8 @@ impl Router {
             // An empty protobuf document: every served kind advertises server-side field
             // validation in v3, so kubectl only needs v2 to exist (for `kind: List` files).
             let mut resp = Response::new(crate::body::full(api::openapi::openapi_v2_protobuf()));
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(api::openapi::OPENAPI_V2_PROTOBUF_CONTENT_TYPE),
-            );
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(api::openapi::OPENAPI_V2_PROTOBUF_CONTENT_TYPE));
             return Ok(resp);
         }
         if path == "/metrics" {
@@ -118,11 +118,12 @@ impl Router {
             return Ok(resp);
         }
         if path == "/" {
-            let paths: Vec<String> = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/openapi/v3", "/readyz", "/version"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(api::resources::groups().iter().map(|g| format!("/apis/{g}")))
-                .collect();
+            let paths: Vec<String> =
+                ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/openapi/v3", "/readyz", "/version"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(api::resources::groups().iter().map(|g| format!("/apis/{g}")))
+                    .collect();
             return Ok(json_response(200, &json!({"paths": paths})));
         }
         Err(ApiError::NotFoundPath(path.to_string()))
@@ -139,10 +140,16 @@ impl Router {
         if !rt.namespaced && r.namespace.is_some() {
             return Err(ApiError::NotFoundPath(rt.plural.into()));
         }
-        let sub = Subresource::parse(rt, r.subresource.as_deref())
-            .ok_or_else(|| ApiError::NotFoundPath(format!("{}/{}", rt.plural, r.subresource.clone().unwrap_or_default())))?;
-        if sub != Subresource::Main && matches!(r.verb, Verb::List | Verb::Watch | Verb::Create | Verb::Delete | Verb::DeleteCollection) {
-            return Err(ApiError::MethodNotSupported { resource: format!("{}/{}", rt.plural, r.subresource.unwrap_or_default()), verb: r.verb.as_str().into() });
+        let sub = Subresource::parse(rt, r.subresource.as_deref()).ok_or_else(|| {
+            ApiError::NotFoundPath(format!("{}/{}", rt.plural, r.subresource.clone().unwrap_or_default()))
+        })?;
+        if sub != Subresource::Main
+            && matches!(r.verb, Verb::List | Verb::Watch | Verb::Create | Verb::Delete | Verb::DeleteCollection)
+        {
+            return Err(ApiError::MethodNotSupported {
+                resource: format!("{}/{}", rt.plural, r.subresource.unwrap_or_default()),
+                verb: r.verb.as_str().into(),
+            });
         }
         let ns = r.namespace.as_deref();
         let accept = header_str(req.headers(), header::ACCEPT).map(String::from);
@@ -254,7 +261,8 @@ impl Router {
                 let body = read_optional_json(req).await?;
                 let opts = DeleteOptions::from_body(body.as_ref(), base)?;
                 let list_opts = list_options(rt, &query)?;
-                let page = self.registry.list(rt, ns, &ListOptions { limit: 0, continue_token: None, ..list_opts }).await?;
+                let page =
+                    self.registry.list(rt, ns, &ListOptions { limit: 0, continue_token: None, ..list_opts }).await?;
                 let mut deleted = Vec::new();
                 for obj in page.items {
                     let name = object::name(&obj).unwrap_or_default().to_string();
@@ -328,7 +336,13 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     resp
 }
 
-fn discovery(server_address: &str, legacy: bool, group: Option<&str>, version: Option<&str>, accept: Option<&str>) -> ApiResult<Response<Body>> {
+fn discovery(
+    server_address: &str,
+    legacy: bool,
+    group: Option<&str>,
+    version: Option<&str>,
+    accept: Option<&str>,
+) -> ApiResult<Response<Body>> {
     let aggregated = accept.is_some_and(api::discovery::accepts_aggregated_v2);
     let not_found = || ApiError::NotFoundPath(format!("{group:?}/{version:?}"));
     match (legacy, group, version) {
@@ -337,14 +351,18 @@ fn discovery(server_address: &str, legacy: bool, group: Option<&str>, version: O
         } else {
             json_response(200, &api::discovery::api_versions(server_address))
         }),
-        (true, None, Some(v)) => api::discovery::api_resource_list("", v).map(|d| json_response(200, &d)).ok_or_else(not_found),
+        (true, None, Some(v)) => {
+            api::discovery::api_resource_list("", v).map(|d| json_response(200, &d)).ok_or_else(not_found)
+        }
         (false, None, None) => Ok(if aggregated {
             json_response_with_type(200, &api::discovery::aggregated_discovery(false), AGGREGATED_DISCOVERY)
         } else {
             json_response(200, &api::discovery::api_group_list())
         }),
         (false, Some(g), None) => api::discovery::api_group(g).map(|d| json_response(200, &d)).ok_or_else(not_found),
-        (false, Some(g), Some(v)) => api::discovery::api_resource_list(g, v).map(|d| json_response(200, &d)).ok_or_else(not_found),
+        (false, Some(g), Some(v)) => {
+            api::discovery::api_resource_list(g, v).map(|d| json_response(200, &d)).ok_or_else(not_found)
+        }
         _ => Err(not_found()),
     }
 }
@@ -396,7 +414,11 @@ fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
-        Some(other) => return Err(ApiError::BadRequest(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""))),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+            )));
+        }
     };
     Ok(WriteOptions {
         field_validation: FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?,
@@ -465,7 +487,8 @@ async fn read_json(req: Request<Incoming>, kind: JsonKind) -> ApiResult<Value> {
         )));
     }
     let value: Value = if yaml {
-        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;
+        let text =
+            std::str::from_utf8(&bytes).map_err(|_| ApiError::BadRequest("the request body is not UTF-8".into()))?;
         serde_saphyr::from_str(text)
             .map_err(|e| ApiError::BadRequest(format!("the request body is not valid YAML: {e}")))?
     } else {
@@ -502,7 +525,9 @@ async fn read_optional_json(req: Request<Incoming>) -> ApiResult<Option<Value>> 
     if ct.as_deref().is_some_and(api::protobuf::is_protobuf_content_type) {
         return decode_protobuf(&bytes, JsonKind::Object).map(Some);
     }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

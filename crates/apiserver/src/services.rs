@@ -41,8 +41,10 @@ impl Default for ServiceNetworkConfig {
 impl ServiceNetworkConfig {
     /// Parses a comma-separated `--service-cluster-ip-range` the way kube-apiserver checks it.
     pub fn parse_cidrs(s: &str) -> Result<Vec<Cidr>, String> {
-        let cidrs: Vec<Cidr> =
-            s.split(',').map(|c| c.trim().parse::<Cidr>().map_err(|e| format!("{c}: {e}"))).collect::<Result<_, _>>()?;
+        let cidrs: Vec<Cidr> = s
+            .split(',')
+            .map(|c| c.trim().parse::<Cidr>().map_err(|e| format!("{c}: {e}")))
+            .collect::<Result<_, _>>()?;
         match cidrs.as_slice() {
             [] => Err("--service-cluster-ip-range must hold at least one CIDR".into()),
             [_] => Ok(cidrs),
@@ -56,6 +58,10 @@ impl ServiceNetworkConfig {
 struct State {
     ips: Vec<IpAllocator>,
     ports: PortAllocator,
+    /// Values reserved by writes that have not been seen committed yet; a rebuild from a
+    /// fresh list keeps them.
+    pending_ips: Vec<IpAddr>,
+    pending_ports: Vec<u16>,
 }
 
 /// What one Service holds.
@@ -88,7 +94,8 @@ impl ServiceAllocators {
         let ips = config.cidrs.iter().map(|c| IpAllocator::new(*c)).collect::<Result<Vec<_>, _>>()?;
         let ports = PortAllocator::new(config.node_ports)?;
         let (processed, _) = tokio::sync::watch::channel(0);
-        Ok(ServiceAllocators { config, state: Mutex::new(State { ips, ports }), processed })
+        let state = State { ips, ports, pending_ips: Vec::new(), pending_ports: Vec::new() };
+        Ok(ServiceAllocators { config, state: Mutex::new(state), processed })
     }
 
     /// The first address of the primary range, which the `kubernetes` Service takes.
@@ -161,8 +168,20 @@ impl ServiceAllocators {
                 Err(_) => continue,
             };
             if let Ok(rev) = fresh.repair(&registry).await {
-                let rebuilt = fresh.state.into_inner().expect("allocator lock");
-                *self.state.lock().expect("allocator lock") = rebuilt;
+                let mut rebuilt = fresh.state.into_inner().expect("allocator lock");
+                let mut st = self.state.lock().expect("allocator lock");
+                for ip in &st.pending_ips {
+                    if let Some(a) = rebuilt.ips.iter_mut().find(|a| a.cidr().contains(*ip)) {
+                        a.mark(*ip);
+                    }
+                }
+                for port in &st.pending_ports {
+                    rebuilt.ports.mark(*port);
+                }
+                rebuilt.pending_ips = std::mem::take(&mut st.pending_ips);
+                rebuilt.pending_ports = std::mem::take(&mut st.pending_ports);
+                *st = rebuilt;
+                drop(st);
                 after = rev;
                 self.processed.send_replace(rev);
             }
@@ -200,6 +219,10 @@ impl ServiceAllocators {
     pub fn reserve_for_create(&self, svc: &mut Value) -> ApiResult<Reservation> {
         api::service::normalize_cluster_ips(svc, None);
         self.default_families(svc)?;
+        let errors = api::service::validate_cluster_ips_related_fields(svc);
+        if !errors.is_empty() {
+            return Err(invalid(svc, errors));
+        }
         self.reserve(svc, &Holdings::default())
     }
 
@@ -213,9 +236,17 @@ impl ServiceAllocators {
         self.reserve(new, &holdings(old))
     }
 
+    /// Ends a reservation whose write committed and has been seen by the follower, which
+    /// now holds its values through the stored Service.
+    pub fn commit(&self, r: Reservation) {
+        let mut st = self.state.lock().expect("allocator lock");
+        forget_pending(&mut st, &r);
+    }
+
     /// Gives back a reservation whose write failed.
     pub fn release(&self, r: Reservation) {
         let mut st = self.state.lock().expect("allocator lock");
+        forget_pending(&mut st, &r);
         for ip in r.ips {
             if let Some(a) = st.ips.iter_mut().find(|a| a.cidr().contains(ip)) {
                 a.release(ip);
@@ -235,6 +266,8 @@ impl ServiceAllocators {
         let mut st = self.state.lock().expect("allocator lock");
         let mut r = Reservation::default();
         let result = reserve_locked(&mut st, svc, held, &mut r);
+        st.pending_ips.extend(r.ips.iter().copied());
+        st.pending_ports.extend(r.ports.iter().copied());
         if result.is_err() {
             drop(st);
             self.release(r);
@@ -250,38 +283,117 @@ impl ServiceAllocators {
         let gauge = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         };
-        gauge(&mut out, "kube_apiserver_clusterip_allocator_allocated_ips", "Gauge measuring the number of allocated IPs for Services");
+        gauge(
+            &mut out,
+            "kube_apiserver_clusterip_allocator_allocated_ips",
+            "Gauge measuring the number of allocated IPs for Services",
+        );
         for a in &st.ips {
-            let _ = writeln!(out, "kube_apiserver_clusterip_allocator_allocated_ips{{cidr=\"{}\"}} {}", a.cidr(), a.used());
+            let _ =
+                writeln!(out, "kube_apiserver_clusterip_allocator_allocated_ips{{cidr=\"{}\"}} {}", a.cidr(), a.used());
         }
-        gauge(&mut out, "kube_apiserver_clusterip_allocator_available_ips", "Gauge measuring the number of available IPs for Services");
+        gauge(
+            &mut out,
+            "kube_apiserver_clusterip_allocator_available_ips",
+            "Gauge measuring the number of available IPs for Services",
+        );
         for a in &st.ips {
-            let _ = writeln!(out, "kube_apiserver_clusterip_allocator_available_ips{{cidr=\"{}\"}} {}", a.cidr(), a.free());
+            let _ =
+                writeln!(out, "kube_apiserver_clusterip_allocator_available_ips{{cidr=\"{}\"}} {}", a.cidr(), a.free());
         }
-        let _ = writeln!(out, "# HELP kube_apiserver_clusterip_allocator_allocation_total Number of Cluster IPs allocations\n# TYPE kube_apiserver_clusterip_allocator_allocation_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP kube_apiserver_clusterip_allocator_allocation_total Number of Cluster IPs allocations\n# TYPE kube_apiserver_clusterip_allocator_allocation_total counter"
+        );
         for a in &st.ips {
             let s = a.stats();
-            let _ = writeln!(out, "kube_apiserver_clusterip_allocator_allocation_total{{cidr=\"{}\",scope=\"static\"}} {}", a.cidr(), s.allocations_static);
-            let _ = writeln!(out, "kube_apiserver_clusterip_allocator_allocation_total{{cidr=\"{}\",scope=\"dynamic\"}} {}", a.cidr(), s.allocations_dynamic);
+            let _ = writeln!(
+                out,
+                "kube_apiserver_clusterip_allocator_allocation_total{{cidr=\"{}\",scope=\"static\"}} {}",
+                a.cidr(),
+                s.allocations_static
+            );
+            let _ = writeln!(
+                out,
+                "kube_apiserver_clusterip_allocator_allocation_total{{cidr=\"{}\",scope=\"dynamic\"}} {}",
+                a.cidr(),
+                s.allocations_dynamic
+            );
         }
-        let _ = writeln!(out, "# HELP kube_apiserver_clusterip_allocator_allocation_errors_total Number of errors trying to allocate Cluster IPs\n# TYPE kube_apiserver_clusterip_allocator_allocation_errors_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP kube_apiserver_clusterip_allocator_allocation_errors_total Number of errors trying to allocate Cluster IPs\n# TYPE kube_apiserver_clusterip_allocator_allocation_errors_total counter"
+        );
         for a in &st.ips {
             let s = a.stats();
-            let _ = writeln!(out, "kube_apiserver_clusterip_allocator_allocation_errors_total{{cidr=\"{}\",scope=\"static\"}} {}", a.cidr(), s.errors_static);
-            let _ = writeln!(out, "kube_apiserver_clusterip_allocator_allocation_errors_total{{cidr=\"{}\",scope=\"dynamic\"}} {}", a.cidr(), s.errors_dynamic);
+            let _ = writeln!(
+                out,
+                "kube_apiserver_clusterip_allocator_allocation_errors_total{{cidr=\"{}\",scope=\"static\"}} {}",
+                a.cidr(),
+                s.errors_static
+            );
+            let _ = writeln!(
+                out,
+                "kube_apiserver_clusterip_allocator_allocation_errors_total{{cidr=\"{}\",scope=\"dynamic\"}} {}",
+                a.cidr(),
+                s.errors_dynamic
+            );
         }
-        gauge(&mut out, "kube_apiserver_nodeport_allocator_allocated_ports", "Gauge measuring the number of allocated NodePorts for Services");
+        gauge(
+            &mut out,
+            "kube_apiserver_nodeport_allocator_allocated_ports",
+            "Gauge measuring the number of allocated NodePorts for Services",
+        );
         let _ = writeln!(out, "kube_apiserver_nodeport_allocator_allocated_ports {}", st.ports.used());
-        gauge(&mut out, "kube_apiserver_nodeport_allocator_available_ports", "Gauge measuring the number of available NodePorts for Services");
+        gauge(
+            &mut out,
+            "kube_apiserver_nodeport_allocator_available_ports",
+            "Gauge measuring the number of available NodePorts for Services",
+        );
         let _ = writeln!(out, "kube_apiserver_nodeport_allocator_available_ports {}", st.ports.free());
         let s = st.ports.stats();
-        let _ = writeln!(out, "# HELP kube_apiserver_nodeport_allocator_allocation_total Number of NodePort allocations\n# TYPE kube_apiserver_nodeport_allocator_allocation_total counter");
-        let _ = writeln!(out, "kube_apiserver_nodeport_allocator_allocation_total{{scope=\"static\"}} {}", s.allocations_static);
-        let _ = writeln!(out, "kube_apiserver_nodeport_allocator_allocation_total{{scope=\"dynamic\"}} {}", s.allocations_dynamic);
-        let _ = writeln!(out, "# HELP kube_apiserver_nodeport_allocator_allocation_errors_total Number of errors trying to allocate NodePort\n# TYPE kube_apiserver_nodeport_allocator_allocation_errors_total counter");
-        let _ = writeln!(out, "kube_apiserver_nodeport_allocator_allocation_errors_total{{scope=\"static\"}} {}", s.errors_static);
-        let _ = writeln!(out, "kube_apiserver_nodeport_allocator_allocation_errors_total{{scope=\"dynamic\"}} {}", s.errors_dynamic);
+        let _ = writeln!(
+            out,
+            "# HELP kube_apiserver_nodeport_allocator_allocation_total Number of NodePort allocations\n# TYPE kube_apiserver_nodeport_allocator_allocation_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "kube_apiserver_nodeport_allocator_allocation_total{{scope=\"static\"}} {}",
+            s.allocations_static
+        );
+        let _ = writeln!(
+            out,
+            "kube_apiserver_nodeport_allocator_allocation_total{{scope=\"dynamic\"}} {}",
+            s.allocations_dynamic
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kube_apiserver_nodeport_allocator_allocation_errors_total Number of errors trying to allocate NodePort\n# TYPE kube_apiserver_nodeport_allocator_allocation_errors_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "kube_apiserver_nodeport_allocator_allocation_errors_total{{scope=\"static\"}} {}",
+            s.errors_static
+        );
+        let _ = writeln!(
+            out,
+            "kube_apiserver_nodeport_allocator_allocation_errors_total{{scope=\"dynamic\"}} {}",
+            s.errors_dynamic
+        );
         out
+    }
+}
+
+fn forget_pending(st: &mut State, r: &Reservation) {
+    for ip in &r.ips {
+        if let Some(i) = st.pending_ips.iter().position(|p| p == ip) {
+            st.pending_ips.swap_remove(i);
+        }
+    }
+    for port in &r.ports {
+        if let Some(i) = st.pending_ports.iter().position(|p| p == port) {
+            st.pending_ports.swap_remove(i);
+        }
     }
 }
 
@@ -341,7 +453,8 @@ fn holdings(svc: &Value) -> Holdings {
             h.ports.insert(np as u16);
         }
     }
-    if let Some(hc) = svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_u64).filter(|n| *n > 0 && *n <= 65535) {
+    if let Some(hc) = svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_u64).filter(|n| *n > 0 && *n <= 65535)
+    {
         h.ports.insert(hc as u16);
     }
     h
@@ -382,9 +495,8 @@ fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Rese
             };
             match ips.get(i).filter(|s| !s.is_empty()) {
                 Some(ip) => {
-                    let parsed: IpAddr = ip.parse().map_err(|_| {
-                        ApiError::Internal(format!("failed to parse service IP {ip:?}"))
-                    })?;
+                    let parsed: IpAddr =
+                        ip.parse().map_err(|_| ApiError::Internal(format!("failed to parse service IP {ip:?}")))?;
                     if held.ips.contains(&parsed) {
                         continue;
                     }
@@ -405,9 +517,9 @@ fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Rese
                     r.ips.push(parsed);
                 }
                 None => {
-                    let ip = alloc.allocate_next().map_err(|e| {
-                        ApiError::Internal(format!("failed to allocate a serviceIP: {e}"))
-                    })?;
+                    let ip = alloc
+                        .allocate_next()
+                        .map_err(|e| ApiError::Internal(format!("failed to allocate a serviceIP: {e}")))?;
                     r.ips.push(ip);
                     if ips.len() > i {
                         ips[i] = ip.to_string();
@@ -444,9 +556,10 @@ fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Rese
                 let np = match by_port.iter().find(|(p, _)| *p == port_number) {
                     Some((_, np)) => *np,
                     None => {
-                        let np = st.ports.allocate_next().map_err(|e| {
-                            ApiError::Internal(format!("failed to allocate a nodePort: {e}"))
-                        })?;
+                        let np = st
+                            .ports
+                            .allocate_next()
+                            .map_err(|e| ApiError::Internal(format!("failed to allocate a nodePort: {e}")))?;
                         r.ports.push(np);
                         np
                     }
@@ -541,9 +654,13 @@ mod tests {
         let mut first = svc(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}));
         let _kept = a.reserve_for_create(&mut first).unwrap();
         let used_before = a.state.lock().unwrap().ips[0].used();
-        let mut second = svc(json!({"type": "NodePort", "ports": [{"name": "a", "port": 81}, {"name": "b", "port": 80, "nodePort": 30080}]}));
+        let mut second = svc(
+            json!({"type": "NodePort", "ports": [{"name": "a", "port": 81}, {"name": "b", "port": 80, "nodePort": 30080}]}),
+        );
         let err = a.reserve_for_create(&mut second).unwrap_err();
-        assert!(err.message().contains("spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated"));
+        assert!(
+            err.message().contains("spec.ports[1].nodePort: Invalid value: 30080: provided port is already allocated")
+        );
         let st = a.state.lock().unwrap();
         assert_eq!(st.ips[0].used(), used_before, "the IP reserved for the failed create was given back");
         assert_eq!(st.ports.used(), 1, "only the first service's port remains");

@@ -8,9 +8,13 @@ use serde_json::{Value, json};
 pub enum Shape {
     Object,
     /// `as=Table`, with the meta.k8s.io version to answer in.
-    Table { version: &'static str },
+    Table {
+        version: &'static str,
+    },
     /// `as=PartialObjectMetadata` (or its List).
-    Metadata { version: &'static str },
+    Metadata {
+        version: &'static str,
+    },
 }
 
 /// Reads the Accept header the way kube-apiserver's negotiation does, taking the first

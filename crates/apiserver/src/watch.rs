@@ -40,7 +40,10 @@ pub async fn serve(registry: Registry, req: WatchRequest) -> ApiResult<Response<
             ));
         }
         if send && !req.allow_bookmarks {
-            return Err(invalid_list_options("allowWatchBookmarks", "sendInitialEvents requires setting allowWatchBookmarks to true"));
+            return Err(invalid_list_options(
+                "allowWatchBookmarks",
+                "sendInitialEvents requires setting allowWatchBookmarks to true",
+            ));
         }
     }
     let prefix = req.rt.namespace_prefix(req.namespace.as_deref());
@@ -49,7 +52,11 @@ pub async fn serve(registry: Registry, req: WatchRequest) -> ApiResult<Response<
     // Start point: the state at a revision (initial events) or an exact revision.
     let (initial_items, start) = if initial {
         let page = registry
-            .list(req.rt, req.namespace.as_deref(), &ListOptions { resource_version: None, limit: 0, ..req.filter.clone() })
+            .list(
+                req.rt,
+                req.namespace.as_deref(),
+                &ListOptions { resource_version: None, limit: 0, ..req.filter.clone() },
+            )
             .await?;
         (page.items, page.revision)
     } else {
@@ -102,7 +109,14 @@ impl Encoder {
             Shape::Metadata { version } => partial_metadata(obj, version),
             Shape::Table { version } => {
                 let rv = object::resource_version(obj).unwrap_or_default();
-                let t = table(self.rt, std::slice::from_ref(obj), json!({"resourceVersion": rv}), version, self.include, !self.columns_sent);
+                let t = table(
+                    self.rt,
+                    std::slice::from_ref(obj),
+                    json!({"resourceVersion": rv}),
+                    version,
+                    self.include,
+                    !self.columns_sent,
+                );
                 self.columns_sent = true;
                 t
             }
@@ -148,7 +162,8 @@ async fn run(
     }
     let deadline = tokio::time::Instant::now() + req.timeout;
     let mut last_revision = start;
-    let mut bookmarks = tokio::time::interval_at(tokio::time::Instant::now() + req.bookmark_interval, req.bookmark_interval);
+    let mut bookmarks =
+        tokio::time::interval_at(tokio::time::Instant::now() + req.bookmark_interval, req.bookmark_interval);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return,

@@ -47,7 +47,13 @@ async fn make_namespace(client: &kube::Client, name: &str) {
 }
 
 /// Creates `count` ConfigMaps from `concurrency` tasks; returns per-request latencies and wall time.
-async fn create_burst(client: &kube::Client, ns: &str, prefix: &str, count: usize, concurrency: usize) -> (Vec<Duration>, Duration) {
+async fn create_burst(
+    client: &kube::Client,
+    ns: &str,
+    prefix: &str,
+    count: usize,
+    concurrency: usize,
+) -> (Vec<Duration>, Duration) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();

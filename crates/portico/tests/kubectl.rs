@@ -1219,7 +1219,6 @@ fn imperative_create_commands() {
 /// kube-apiserver allocates every non-headless Service a cluster IP from the service CIDR
 /// (10.96.0.0/12 by default) and keeps it for the Service's life.
 #[test]
-#[ignore = "server gap: Services are not allocated cluster IPs"]
 fn services_get_cluster_ips() {
     let s = Server::start();
     apply(&s, SHOP);

@@ -14,20 +14,14 @@ const TASKS: usize = 64;
 
 fn payload() -> Bytes {
     // About the size of a small Service object as JSON.
-    Bytes::from(format!(
-        "{{\"metadata\":{{\"name\":\"x\"}},\"spec\":\"{}\"}}",
-        "s".repeat(900)
-    ))
+    Bytes::from(format!("{{\"metadata\":{{\"name\":\"x\"}},\"spec\":\"{}\"}}", "s".repeat(900)))
 }
 
 async fn sequential(store: &RedbStore, writes: usize) -> f64 {
     let value = payload();
     let start = Instant::now();
     for i in 0..writes {
-        store
-            .create(&format!("seq/{i:08}"), value.clone())
-            .await
-            .expect("create");
+        store.create(&format!("seq/{i:08}"), value.clone()).await.expect("create");
     }
     writes as f64 / start.elapsed().as_secs_f64()
 }
@@ -42,10 +36,7 @@ async fn concurrent(store: Arc<RedbStore>, writes: usize) -> f64 {
             let value = value.clone();
             tokio::spawn(async move {
                 for i in 0..per_task {
-                    store
-                        .create(&format!("par/{t:03}/{i:08}"), value.clone())
-                        .await
-                        .expect("create");
+                    store.create(&format!("par/{t:03}/{i:08}"), value.clone()).await.expect("create");
                 }
             })
         })
@@ -58,10 +49,7 @@ async fn concurrent(store: Arc<RedbStore>, writes: usize) -> f64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let writes: usize = std::env::var("STORE_BENCH_WRITES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let writes: usize = std::env::var("STORE_BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(RedbStore::open(dir.path(), Options::default()).expect("open"));
 

@@ -28,23 +28,13 @@ pub enum Error {
     NotFound(String),
     /// The key's current mod revision differs from the expected one. Retryable after a re-read.
     #[error("revision conflict on {key}: expected {expected}, found {actual}")]
-    Conflict {
-        key: String,
-        expected: Revision,
-        actual: Revision,
-    },
+    Conflict { key: String, expected: Revision, actual: Revision },
     /// The requested revision has left the history window. Retryable by re-listing.
     #[error("revision {requested} has been compacted (oldest available {oldest})")]
-    Compacted {
-        requested: Revision,
-        oldest: Revision,
-    },
+    Compacted { requested: Revision, oldest: Revision },
     /// The requested revision is in the future.
     #[error("revision {requested} is newer than the current revision {current}")]
-    FutureRevision {
-        requested: Revision,
-        current: Revision,
-    },
+    FutureRevision { requested: Revision, current: Revision },
     /// The backend failed (disk, corruption, writer gone). Possibly retryable.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -160,12 +150,7 @@ impl Store {
 
     /// Keys starting with `prefix`, in key order, strictly after `start_after` if given,
     /// at most `limit` items (0 = no limit).
-    pub async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListResult> {
+    pub async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListResult> {
         match self {
             Store::Redb(s) => s.list(prefix, start_after, limit).await,
         }
@@ -179,12 +164,7 @@ impl Store {
     }
 
     /// Replaces the value of an existing `key`. Returns the new KeyValue.
-    pub async fn update(
-        &self,
-        key: &str,
-        value: Bytes,
-        precondition: Precondition,
-    ) -> Result<KeyValue> {
+    pub async fn update(&self, key: &str, value: Bytes, precondition: Precondition) -> Result<KeyValue> {
         match self {
             Store::Redb(s) => s.update(key, value, precondition).await,
         }

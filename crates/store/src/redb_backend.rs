@@ -16,10 +16,7 @@
 //! Events exist for exactly the revisions in `(compacted, revision]` (revision 1, the empty
 //! store, has none). A watch may start after any revision `>= compacted`.
 
-use crate::{
-    Error, Event, EventType, KeyValue, ListResult, Options, Precondition, Result, Revision,
-    WatchStream,
-};
+use crate::{Error, Event, EventType, KeyValue, ListResult, Options, Precondition, Result, Revision, WatchStream};
 use bytes::Bytes;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use std::fmt::Display;
@@ -102,19 +99,9 @@ struct Shared {
 }
 
 enum Op {
-    Create {
-        key: String,
-        value: Bytes,
-    },
-    Update {
-        key: String,
-        value: Bytes,
-        precondition: Precondition,
-    },
-    Delete {
-        key: String,
-        precondition: Precondition,
-    },
+    Create { key: String, value: Bytes },
+    Update { key: String, value: Bytes, precondition: Precondition },
+    Delete { key: String, precondition: Precondition },
 }
 
 struct Request {
@@ -154,13 +141,7 @@ impl RedbStore {
         let db = Database::create(dir.join(DB_FILE)).map_err(backend("open database"))?;
 
         let (revision, compacted) = init_meta(&db)?;
-        let compacted = trim_on_open(
-            &db,
-            revision,
-            compacted,
-            options.history,
-            tuning.trim_chunk.max(1),
-        )?;
+        let compacted = trim_on_open(&db, revision, compacted, options.history, tuning.trim_chunk.max(1))?;
 
         let (live, _) = broadcast::channel(tuning.broadcast_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -175,23 +156,13 @@ impl RedbStore {
         });
 
         let (tx, rx) = mpsc::channel(tuning.request_queue.max(1));
-        let writer = Writer {
-            shared: shared.clone(),
-            rx,
-            history: options.history,
-            revision,
-            compacted,
-        };
+        let writer = Writer { shared: shared.clone(), rx, history: options.history, revision, compacted };
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run())
             .map_err(backend("start writer thread"))?;
         debug!(revision, compacted, dir = %dir.display(), "store opened");
-        Ok(RedbStore {
-            shared,
-            requests: Some(tx),
-            writer: Some(handle),
-        })
+        Ok(RedbStore { shared, requests: Some(tx), writer: Some(handle) })
     }
 
     /// Revision of the last committed write (1 on an empty store).
@@ -219,12 +190,7 @@ impl RedbStore {
         self.shared.get(key)
     }
 
-    pub async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListResult> {
+    pub async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListResult> {
         let shared = self.shared.clone();
         let prefix = prefix.to_owned();
         let start_after = start_after.map(str::to_owned);
@@ -234,48 +200,22 @@ impl RedbStore {
     }
 
     pub async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
-        self.submit(Op::Create {
-            key: key.to_owned(),
-            value,
-        })
-        .await
+        self.submit(Op::Create { key: key.to_owned(), value }).await
     }
 
-    pub async fn update(
-        &self,
-        key: &str,
-        value: Bytes,
-        precondition: Precondition,
-    ) -> Result<KeyValue> {
-        self.submit(Op::Update {
-            key: key.to_owned(),
-            value,
-            precondition,
-        })
-        .await
+    pub async fn update(&self, key: &str, value: Bytes, precondition: Precondition) -> Result<KeyValue> {
+        self.submit(Op::Update { key: key.to_owned(), value, precondition }).await
     }
 
     pub async fn delete(&self, key: &str, precondition: Precondition) -> Result<KeyValue> {
-        self.submit(Op::Delete {
-            key: key.to_owned(),
-            precondition,
-        })
-        .await
+        self.submit(Op::Delete { key: key.to_owned(), precondition }).await
     }
 
     async fn submit(&self, op: Op) -> Result<KeyValue> {
-        let requests = self
-            .requests
-            .as_ref()
-            .ok_or_else(|| Error::Backend("store is shutting down".into()))?;
+        let requests = self.requests.as_ref().ok_or_else(|| Error::Backend("store is shutting down".into()))?;
         let (reply, answer) = oneshot::channel();
-        requests
-            .send(Request { op, reply })
-            .await
-            .map_err(|_| Error::Backend("store writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| Error::Backend("store writer dropped the request".into()))?
+        requests.send(Request { op, reply }).await.map_err(|_| Error::Backend("store writer has stopped".into()))?;
+        answer.await.map_err(|_| Error::Backend("store writer dropped the request".into()))?
     }
 
     /// Events under `prefix` with revision > `after`: the history first, then live writes.
@@ -283,10 +223,7 @@ impl RedbStore {
     pub fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
         let compacted = self.compacted_revision();
         if after < compacted {
-            return Err(Error::Compacted {
-                requested: after,
-                oldest: compacted,
-            });
+            return Err(Error::Compacted { requested: after, oldest: compacted });
         }
         let current = self.current_revision();
         if after > current {
@@ -294,25 +231,15 @@ impl RedbStore {
             // yet; the database itself is the authority.
             let committed = self.shared.committed_revision()?;
             if after > committed {
-                return Err(Error::FutureRevision {
-                    requested: after,
-                    current: committed,
-                });
+                return Err(Error::FutureRevision { requested: after, current: committed });
             }
         }
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(backend("watch outside a tokio runtime"))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(backend("watch outside a tokio runtime"))?;
         // Subscribe before reading the history: every event committed after the history
         // snapshot is then certain to arrive live.
         let live = self.shared.live.subscribe();
         let (tx, rx) = mpsc::channel(self.shared.tuning.watch_buffer.max(1));
-        runtime.spawn(watch_task(
-            Arc::downgrade(&self.shared),
-            prefix.to_owned(),
-            after,
-            live,
-            tx,
-        ));
+        runtime.spawn(watch_task(Arc::downgrade(&self.shared), prefix.to_owned(), after, live, tx));
         Ok(WatchStream { rx })
     }
 }
@@ -331,9 +258,7 @@ impl Drop for RedbStore {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Arc::strong_count(&self.shared) > 1 {
             if Instant::now() >= deadline {
-                warn!(
-                    "store dropped while reads are still running; the database closes when they finish"
-                );
+                warn!("store dropped while reads are still running; the database closes when they finish");
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -348,29 +273,17 @@ fn init_meta(db: &Database) -> Result<(Revision, Revision)> {
         txn.open_table(OBJECTS).map_err(backend("open objects"))?;
         txn.open_table(EVENTS).map_err(backend("open events"))?;
         let mut meta = txn.open_table(META).map_err(backend("open meta"))?;
-        let format = meta
-            .get(META_FORMAT)
-            .map_err(backend("read meta"))?
-            .map(|g| g.value());
+        let format = meta.get(META_FORMAT).map_err(backend("read meta"))?.map(|g| g.value());
         match format {
             None => {
-                meta.insert(META_FORMAT, FORMAT_VERSION)
-                    .map_err(backend("write meta"))?;
-                meta.insert(META_REVISION, INITIAL_REVISION)
-                    .map_err(backend("write meta"))?;
-                meta.insert(META_COMPACTED, 0)
-                    .map_err(backend("write meta"))?;
+                meta.insert(META_FORMAT, FORMAT_VERSION).map_err(backend("write meta"))?;
+                meta.insert(META_REVISION, INITIAL_REVISION).map_err(backend("write meta"))?;
+                meta.insert(META_COMPACTED, 0).map_err(backend("write meta"))?;
                 (INITIAL_REVISION, 0)
             }
             Some(FORMAT_VERSION) => {
-                let revision = meta
-                    .get(META_REVISION)
-                    .map_err(backend("read meta"))?
-                    .map(|g| g.value());
-                let compacted = meta
-                    .get(META_COMPACTED)
-                    .map_err(backend("read meta"))?
-                    .map(|g| g.value());
+                let revision = meta.get(META_REVISION).map_err(backend("read meta"))?.map(|g| g.value());
+                let compacted = meta.get(META_COMPACTED).map_err(backend("read meta"))?.map(|g| g.value());
                 match (revision, compacted) {
                     (Some(r), Some(c)) if r >= INITIAL_REVISION && c <= r => (r, c),
                     _ => return Err(corrupt("meta", "revision/compacted")),
@@ -415,11 +328,8 @@ fn trim(
     compacted: Revision,
     upto: Revision,
 ) -> Result<()> {
-    events
-        .retain_in(compacted + 1..=upto, |_, _| false)
-        .map_err(backend("trim history"))?;
-    meta.insert(META_COMPACTED, upto)
-        .map_err(backend("write meta"))?;
+    events.retain_in(compacted + 1..=upto, |_, _| false).map_err(backend("trim history"))?;
+    meta.insert(META_COMPACTED, upto).map_err(backend("write meta"))?;
     Ok(())
 }
 
@@ -438,22 +348,12 @@ fn encode_object(create_revision: Revision, mod_revision: Revision, value: &[u8]
 fn decode_object(buf: &[u8]) -> Option<(Revision, Revision, &[u8])> {
     let (create, rest) = buf.split_first_chunk::<8>()?;
     let (modr, value) = rest.split_first_chunk::<8>()?;
-    Some((
-        u64::from_le_bytes(*create),
-        u64::from_le_bytes(*modr),
-        value,
-    ))
+    Some((u64::from_le_bytes(*create), u64::from_le_bytes(*modr), value))
 }
 
 fn object_to_kv(key: &str, buf: &[u8]) -> Result<KeyValue> {
-    let (create_revision, mod_revision, value) =
-        decode_object(buf).ok_or_else(|| corrupt("object", key))?;
-    Ok(KeyValue {
-        key: key.to_owned(),
-        value: Bytes::copy_from_slice(value),
-        create_revision,
-        mod_revision,
-    })
+    let (create_revision, mod_revision, value) = decode_object(buf).ok_or_else(|| corrupt("object", key))?;
+    Ok(KeyValue { key: key.to_owned(), value: Bytes::copy_from_slice(value), create_revision, mod_revision })
 }
 
 const FLAG_HAS_PREV: u8 = 1;
@@ -472,8 +372,7 @@ fn encode_event(event: &Event) -> Vec<u8> {
         Some(p) if p == &event.value => (FLAG_HAS_PREV | FLAG_PREV_IS_VALUE, None),
         Some(p) => (FLAG_HAS_PREV, Some(p)),
     };
-    let mut buf =
-        Vec::with_capacity(14 + event.key.len() + event.value.len() + prev.map_or(0, |p| p.len()));
+    let mut buf = Vec::with_capacity(14 + event.key.len() + event.value.len() + prev.map_or(0, |p| p.len()));
     buf.push(kind);
     buf.push(flags);
     put_chunk(&mut buf, event.key.as_bytes());
@@ -523,13 +422,7 @@ fn decode_event(revision: Revision, buf: &[u8]) -> Option<Event> {
     } else {
         Some(Bytes::copy_from_slice(take_chunk(&mut rest)?))
     };
-    rest.is_empty().then_some(Event {
-        kind,
-        key,
-        revision,
-        value,
-        prev_value,
-    })
+    rest.is_empty().then_some(Event { kind, key, revision, value, prev_value })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -546,26 +439,18 @@ impl Shared {
     /// The revision of the last commit, read from the database rather than the atomics.
     fn committed_revision(&self) -> Result<Revision> {
         let txn = self.db.begin_read().map_err(backend("begin read"))?;
-        read_revision(
-            &txn.open_table(META).map_err(backend("open meta"))?,
-            META_REVISION,
-        )
+        read_revision(&txn.open_table(META).map_err(backend("open meta"))?, META_REVISION)
     }
 
     fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<ListResult> {
         let txn = self.db.begin_read().map_err(backend("begin read"))?;
-        let revision = read_revision(
-            &txn.open_table(META).map_err(backend("open meta"))?,
-            META_REVISION,
-        )?;
+        let revision = read_revision(&txn.open_table(META).map_err(backend("open meta"))?, META_REVISION)?;
         let objects = txn.open_table(OBJECTS).map_err(backend("open objects"))?;
         let lower = match start_after {
             Some(after) if after >= prefix => Bound::Excluded(after),
             _ => Bound::Included(prefix),
         };
-        let range = objects
-            .range::<&str>((lower, Bound::Unbounded))
-            .map_err(backend("range objects"))?;
+        let range = objects.range::<&str>((lower, Bound::Unbounded)).map_err(backend("range objects"))?;
         let mut items = Vec::new();
         let mut more = false;
         for row in range {
@@ -580,11 +465,7 @@ impl Shared {
             }
             items.push(object_to_kv(key, value.value())?);
         }
-        Ok(ListResult {
-            items,
-            revision,
-            more,
-        })
+        Ok(ListResult { items, revision, more })
     }
 
     /// Reads history after `cursor`, scanning at most `tuning.replay_chunk` rows.
@@ -601,10 +482,7 @@ impl Shared {
         let mut found = Vec::new();
         let mut scanned = 0;
         let mut last = cursor;
-        for row in events
-            .range(cursor.saturating_add(1)..)
-            .map_err(backend("range events"))?
-        {
+        for row in events.range(cursor.saturating_add(1)..).map_err(backend("range events"))? {
             let (rev, buf) = row.map_err(backend("range events"))?;
             let rev = rev.value();
             let buf = buf.value();
@@ -631,21 +509,12 @@ impl Shared {
 }
 
 fn read_revision(meta: &impl ReadableTable<&'static str, u64>, name: &str) -> Result<Revision> {
-    meta.get(name)
-        .map_err(backend("read meta"))?
-        .map(|g| g.value())
-        .ok_or_else(|| corrupt("meta", name))
+    meta.get(name).map_err(backend("read meta"))?.map(|g| g.value()).ok_or_else(|| corrupt("meta", name))
 }
 
 enum HistoryChunk {
-    Compacted {
-        compacted: Revision,
-    },
-    Events {
-        events: Vec<Arc<Event>>,
-        cursor: Revision,
-        done: bool,
-    },
+    Compacted { compacted: Revision },
+    Events { events: Vec<Arc<Event>>, cursor: Revision, done: bool },
 }
 
 // ---------------------------------------------------------------------------------------
@@ -666,8 +535,7 @@ async fn watch_task(
             return;
         };
         let p = prefix.clone();
-        let chunk = match tokio::task::spawn_blocking(move || store.history_chunk(&p, cursor)).await
-        {
+        let chunk = match tokio::task::spawn_blocking(move || store.history_chunk(&p, cursor)).await {
             Ok(Ok(chunk)) => chunk,
             Ok(Err(e)) => {
                 warn!(error = %e, prefix, cursor, "watch replay failed; ending watch");
@@ -680,17 +548,10 @@ async fn watch_task(
         };
         match chunk {
             HistoryChunk::Compacted { compacted } => {
-                debug!(
-                    prefix,
-                    cursor, compacted, "history trimmed during watch replay; ending watch"
-                );
+                debug!(prefix, cursor, compacted, "history trimmed during watch replay; ending watch");
                 return;
             }
-            HistoryChunk::Events {
-                events,
-                cursor: next,
-                done,
-            } => {
+            HistoryChunk::Events { events, cursor: next, done } => {
                 for event in events {
                     if tx.send(event).await.is_err() {
                         return;
@@ -775,16 +636,11 @@ impl Writer {
         match self.apply(batch) {
             Ok(applied) => {
                 let wrote = applied.revision - self.revision;
-                let committed =
-                    applied.revision != self.revision || applied.compacted != self.compacted;
+                let committed = applied.revision != self.revision || applied.compacted != self.compacted;
                 self.revision = applied.revision;
                 self.compacted = applied.compacted;
-                self.shared
-                    .current
-                    .store(applied.revision, Ordering::Release);
-                self.shared
-                    .compacted
-                    .store(applied.compacted, Ordering::Release);
+                self.shared.current.store(applied.revision, Ordering::Release);
+                self.shared.compacted.store(applied.compacted, Ordering::Release);
                 if committed {
                     self.shared.commits.fetch_add(1, Ordering::Relaxed);
                     self.shared.writes.fetch_add(wrote, Ordering::Relaxed);
@@ -814,13 +670,8 @@ impl Writer {
 
     /// Runs the batch in one write transaction and commits it. On error nothing is written.
     fn apply(&self, batch: &[Request]) -> Result<Applied, Error> {
-        let mut txn = self
-            .shared
-            .db
-            .begin_write()
-            .map_err(backend("begin write"))?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(backend("set durability"))?;
+        let mut txn = self.shared.db.begin_write().map_err(backend("begin write"))?;
+        txn.set_durability(Durability::Immediate).map_err(backend("set durability"))?;
         let mut results = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
         let mut revision = self.revision;
@@ -840,13 +691,11 @@ impl Writer {
                 }
             }
             if revision != self.revision {
-                meta.insert(META_REVISION, revision)
-                    .map_err(backend("write meta"))?;
+                meta.insert(META_REVISION, revision).map_err(backend("write meta"))?;
             }
             let target = revision.saturating_sub(self.history);
             if target > compacted {
-                let upto =
-                    target.min(compacted.saturating_add(self.shared.tuning.trim_chunk.max(1)));
+                let upto = target.min(compacted.saturating_add(self.shared.tuning.trim_chunk.max(1)));
                 trim(&mut history, &mut meta, compacted, upto)?;
                 compacted = upto;
             }
@@ -857,12 +706,7 @@ impl Writer {
         } else {
             txn.commit().map_err(backend("commit"))?;
         }
-        Ok(Applied {
-            results,
-            events,
-            revision,
-            compacted,
-        })
+        Ok(Applied { results, events, revision, compacted })
     }
 }
 
@@ -887,11 +731,7 @@ fn apply_op(
     };
     let check = |precondition: &Precondition, current: &KeyValue| match precondition {
         Precondition::ModRevision(expected) if *expected != current.mod_revision => {
-            Err(Error::Conflict {
-                key: key.to_owned(),
-                expected: *expected,
-                actual: current.mod_revision,
-            })
+            Err(Error::Conflict { key: key.to_owned(), expected: *expected, actual: current.mod_revision })
         }
         _ => Ok(()),
     };
@@ -910,31 +750,16 @@ fn apply_op(
                 create_revision: revision,
                 mod_revision: revision,
             };
-            let event = Event {
-                kind: EventType::Added,
-                key: key.to_owned(),
-                revision,
-                value: value.clone(),
-                prev_value: None,
-            };
+            let event =
+                Event { kind: EventType::Added, key: key.to_owned(), revision, value: value.clone(), prev_value: None };
             (kv, event)
         }
-        (
-            Op::Update {
-                value,
-                precondition,
-                ..
-            },
-            Some(old),
-        ) => {
+        (Op::Update { value, precondition, .. }, Some(old)) => {
             if let Err(e) = check(precondition, &old) {
                 return Ok(Err(e));
             }
             objects
-                .insert(
-                    key,
-                    encode_object(old.create_revision, revision, value).as_slice(),
-                )
+                .insert(key, encode_object(old.create_revision, revision, value).as_slice())
                 .map_err(backend("write object"))?;
             let kv = KeyValue {
                 key: key.to_owned(),
@@ -963,16 +788,11 @@ fn apply_op(
                 value: old.value.clone(),
                 prev_value: Some(old.value.clone()),
             };
-            let kv = KeyValue {
-                mod_revision: revision,
-                ..old
-            };
+            let kv = KeyValue { mod_revision: revision, ..old };
             (kv, event)
         }
     };
-    history
-        .insert(revision, encode_event(&event).as_slice())
-        .map_err(backend("write event"))?;
+    history.insert(revision, encode_event(&event).as_slice()).map_err(backend("write event"))?;
     Ok(Ok((kv, event)))
 }
 

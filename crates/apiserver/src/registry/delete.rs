@@ -161,7 +161,11 @@ impl Registry {
             if opts.dry_run {
                 return Ok(DeleteOutcome::Pending(obj));
             }
-            match self.store().update(&kv.key, object::to_stored_bytes(&obj), Precondition::ModRevision(kv.mod_revision)).await {
+            match self
+                .store()
+                .update(&kv.key, object::to_stored_bytes(&obj), Precondition::ModRevision(kv.mod_revision))
+                .await
+            {
                 Ok(updated) => {
                     object::set_resource_version(&mut obj, updated.mod_revision);
                     return Ok(DeleteOutcome::Pending(obj));

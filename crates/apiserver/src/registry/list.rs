@@ -34,7 +34,8 @@ impl ListOptions {
     }
 
     pub fn has_selectors(&self) -> bool {
-        self.label_selector.as_ref().is_some_and(|s| !s.is_empty()) || self.field_selector.as_ref().is_some_and(|s| !s.is_empty())
+        self.label_selector.as_ref().is_some_and(|s| !s.is_empty())
+            || self.field_selector.as_ref().is_some_and(|s| !s.is_empty())
     }
 }
 
@@ -55,9 +56,7 @@ impl Registry {
                 rv.parse().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv}")))?;
             let current = self.store().current_revision();
             if requested > current {
-                return Err(ApiError::Timeout(format!(
-                    "Too large resource version: {requested}, current: {current}"
-                )));
+                return Err(ApiError::Timeout(format!("Too large resource version: {requested}, current: {current}")));
             }
         }
         let prefix = rt.namespace_prefix(ns);

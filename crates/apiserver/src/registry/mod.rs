@@ -14,9 +14,9 @@ pub use write::{FieldValidation, PatchType, WriteOptions, Written};
 
 use crate::error::{ApiError, ApiResult};
 use crate::object;
+use crate::services::ServiceAllocators;
 use api::ResourceType;
 use serde_json::Value;
-use crate::services::ServiceAllocators;
 use std::sync::Arc;
 use store::{KeyValue, Store};
 
@@ -85,7 +85,8 @@ impl Registry {
             Some(kv) => {
                 let obj = decode(&kv)?;
                 if object::deletion_timestamp(&obj).is_some() {
-                    let what = if rt.group.is_empty() { rt.plural.to_string() } else { format!("{}.{}", rt.plural, rt.group) };
+                    let what =
+                        if rt.group.is_empty() { rt.plural.to_string() } else { format!("{}.{}", rt.plural, rt.group) };
                     Err(ApiError::Forbidden {
                         message: format!(
                             "{what} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated"
@@ -118,4 +119,5 @@ pub fn conflict(rt: &ResourceType, name: &str, message: &str) -> ApiError {
     }
 }
 
-pub const MODIFIED: &str = "the object has been modified; please apply your changes to the latest version and try again";
+pub const MODIFIED: &str =
+    "the object has been modified; please apply your changes to the latest version and try again";

@@ -69,11 +69,7 @@ impl Registry {
                 kind: "Scale".into(),
                 group: "autoscaling".into(),
                 name: name.to_string(),
-                causes: vec![api::FieldError::invalid(
-                    "spec.replicas",
-                    replicas,
-                    "must be greater than or equal to 0",
-                )],
+                causes: vec![api::FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
             });
         }
         let mut new = old.clone();
@@ -117,8 +113,11 @@ pub fn selector_string(sel: &Value) -> String {
     if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
         for e in exprs {
             let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let mut values: Vec<&str> =
-                e.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let mut values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             values.sort();
             let s = match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
                 "In" => format!("{key} in ({})", values.join(",")),

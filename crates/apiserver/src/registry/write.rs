@@ -68,7 +68,10 @@ pub struct Written {
 
 /// Kinds whose metadata.generation tracks spec changes.
 fn tracks_generation(rt: &ResourceType) -> bool {
-    matches!((rt.group, rt.kind), ("apps", _) | ("networking.k8s.io", "Ingress") | ("networking.k8s.io", "IngressClass"))
+    matches!(
+        (rt.group, rt.kind),
+        ("apps", _) | ("networking.k8s.io", "Ingress") | ("networking.k8s.io", "IngressClass")
+    )
 }
 
 impl Registry {
@@ -98,7 +101,8 @@ impl Registry {
             let m = meta_mut(&mut obj);
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             m.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
-            for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink", "managedFields"] {
+            for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink", "managedFields"]
+            {
                 m.remove(f);
             }
             if tracks_generation(rt) {
@@ -109,7 +113,8 @@ impl Registry {
         }
         prepare_for_create(rt, &mut obj);
         api::defaults::apply(rt, &mut obj);
-        validate(rt, &obj, None)?;
+        // As kube-apiserver's BeginCreate, allocation comes before validation: validation
+        // requires what allocation fills in (a Local LoadBalancer's healthCheckNodePort).
         let allocators = self.service_allocators(rt);
         let reservation = match allocators {
             Some(a) => Some(a.reserve_for_create(&mut obj)?),
@@ -120,6 +125,10 @@ impl Registry {
                 a.release(r);
             }
         };
+        if let Err(e) = validate(rt, &obj, None) {
+            give_back(reservation);
+            return Err(e);
+        }
         if opts.dry_run {
             give_back(reservation);
             return Ok(Written { object: obj, warnings, created: true });
@@ -128,10 +137,9 @@ impl Registry {
         match self.store().create(&key, object::to_stored_bytes(&obj)).await {
             Ok(kv) => {
                 object::set_resource_version(&mut obj, kv.mod_revision);
-                if let Some(a) = allocators {
-                    // The follower now holds what was reserved.
-                    drop(reservation);
+                if let (Some(a), Some(r)) = (allocators, reservation) {
                     a.wait_processed(kv.mod_revision).await;
+                    a.commit(r);
                 }
                 Ok(Written { object: obj, warnings, created: true })
             }
@@ -271,7 +279,6 @@ impl Registry {
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
         api::defaults::apply(rt, &mut new);
-        validate(rt, &new, Some(old))?;
         let allocators = self.service_allocators(rt);
         let reservation = match allocators {
             Some(a) => Some(a.reserve_for_update(old, &mut new)?),
@@ -282,15 +289,19 @@ impl Registry {
                 a.release(r);
             }
         };
+        if let Err(e) = validate(rt, &new, Some(old)) {
+            give_back(reservation);
+            return Err(e);
+        }
         let result = self.commit_update_inner(rt, ns, name, old, old_rev, new, opts).await;
-        match (&result, allocators) {
-            (Ok(w), Some(a)) if !opts.dry_run => {
-                drop(reservation);
+        match (&result, allocators, reservation) {
+            (Ok(w), Some(a), Some(r)) if !opts.dry_run => {
                 if let Some(rv) = object::resource_version(&w.object).and_then(|r| r.parse().ok()) {
                     a.wait_processed(rv).await;
                 }
+                a.commit(r);
             }
-            _ => give_back(reservation),
+            (_, _, r) => give_back(r),
         }
         result
     }
@@ -559,7 +570,8 @@ pub(crate) fn merge_for_update(rt: &ResourceType, old: &Value, mut new: Value, s
     }
     let old_meta = object::meta(old).clone();
     let m = meta_mut(&mut new);
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"]
+    {
         match old_meta.get(f) {
             Some(v) => {
                 m.insert(f.into(), v.clone());
