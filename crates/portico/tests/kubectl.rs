@@ -3,10 +3,11 @@
 
 mod common;
 
+use common::kubectl::*;
 use common::{Server, eventually};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -15,50 +16,6 @@ const WAIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
 // kubectl helpers
-
-/// A discovery cache private to this server, so a port reused from an earlier run never
-/// answers from a stale cache.
-fn cache_dir(s: &Server) -> String {
-    s.data_dir().join("kubectl-cache").to_str().expect("utf-8 path").to_string()
-}
-
-fn run(s: &Server, args: &[&str], stdin: Option<&str>) -> Output {
-    let cache = cache_dir(s);
-    let mut full: Vec<&str> = vec!["--cache-dir", &cache];
-    full.extend_from_slice(args);
-    s.kubectl_stdin(&full, stdin)
-}
-
-fn show(args: &[&str], out: &Output) -> String {
-    format!(
-        "kubectl {args:?} exited {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs kubectl, which must succeed; returns stdout.
-fn ok(s: &Server, args: &[&str]) -> String {
-    ok_in(s, args, None)
-}
-
-fn ok_in(s: &Server, args: &[&str], stdin: Option<&str>) -> String {
-    let out = run(s, args, stdin);
-    assert!(out.status.success(), "{}", show(args, &out));
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-/// Runs kubectl, which must fail; returns stderr.
-fn fails(s: &Server, args: &[&str], stdin: Option<&str>) -> String {
-    let out = run(s, args, stdin);
-    assert!(!out.status.success(), "expected kubectl to fail: {}", show(args, &out));
-    String::from_utf8(out.stderr).expect("utf-8 stderr")
-}
-
-fn apply(s: &Server, manifest: &str) -> String {
-    ok_in(s, &["apply", "-f", "-"], Some(manifest))
-}
 
 /// `kubectl create -f -` of a ConfigMap: a JSON body. (`kubectl create configmap` sends
 /// protobuf, which `imperative_create_commands` covers.)

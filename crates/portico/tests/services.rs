@@ -7,13 +7,13 @@
 mod common;
 
 use common::Server;
+use common::kubectl::*;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,50 +26,6 @@ const DEFAULT_CIDR_SIZE: u64 = (1 << 20) - 2;
 
 // ---------------------------------------------------------------------------------------------
 // kubectl helpers (as in kubectl.rs)
-
-/// A discovery cache private to this server, so a port reused from an earlier run never
-/// answers from a stale cache.
-fn cache_dir(s: &Server) -> String {
-    s.data_dir().join("kubectl-cache").to_str().expect("utf-8 path").to_string()
-}
-
-fn run(s: &Server, args: &[&str], stdin: Option<&str>) -> Output {
-    let cache = cache_dir(s);
-    let mut full: Vec<&str> = vec!["--cache-dir", &cache];
-    full.extend_from_slice(args);
-    s.kubectl_stdin(&full, stdin)
-}
-
-fn show(args: &[&str], out: &Output) -> String {
-    format!(
-        "kubectl {args:?} exited {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs kubectl, which must succeed; returns stdout.
-fn ok(s: &Server, args: &[&str]) -> String {
-    ok_in(s, args, None)
-}
-
-fn ok_in(s: &Server, args: &[&str], stdin: Option<&str>) -> String {
-    let out = run(s, args, stdin);
-    assert!(out.status.success(), "{}", show(args, &out));
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-/// Runs kubectl, which must fail; returns stderr.
-fn fails(s: &Server, args: &[&str], stdin: Option<&str>) -> String {
-    let out = run(s, args, stdin);
-    assert!(!out.status.success(), "expected kubectl to fail: {}", show(args, &out));
-    String::from_utf8(out.stderr).expect("utf-8 stderr")
-}
-
-fn apply(s: &Server, manifest: &str) -> String {
-    ok_in(s, &["apply", "-f", "-"], Some(manifest))
-}
 
 /// A Service in the default namespace.
 fn service(name: &str, spec: Value) -> Value {

@@ -31,6 +31,7 @@ pub use defaults::{
     default_ip_families, default_on_read, default_service, init_ip_family_fields, normalize_cluster_ips,
     patch_allocated_values, prepare_for_create, prepare_for_status_update, prepare_for_update,
 };
+pub(crate) use validation::non_special_ip;
 pub use validation::{
     validate_cluster_ips_related_fields, validate_create, validate_kind, validate_status_update, validate_update,
 };

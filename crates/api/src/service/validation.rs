@@ -368,7 +368,7 @@ fn client_ip_affinity_config(config: Option<&Value>, path: &Path) -> ErrorList {
 }
 
 /// ValidateNonSpecialIP for an address that parsed.
-fn non_special_ip(ip: &str, addr: IpAddr, path: &Path) -> ErrorList {
+pub(crate) fn non_special_ip(ip: &str, addr: IpAddr, path: &Path) -> ErrorList {
     let (unspecified, loopback, link_local, link_local_multicast) = match addr {
         IpAddr::V4(a) => {
             let o = a.octets();

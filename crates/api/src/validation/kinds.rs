@@ -878,42 +878,10 @@ fn endpoint_address(addr: &Value, path: &Path) -> ErrorList {
 
 /// ValidateNonSpecialIP
 fn non_special_ip(ip: &str, path: &Path) -> ErrorList {
-    let Ok(addr) = ip.parse::<IpAddr>() else {
-        return vec![FieldError::invalid_str(path, ip, "must be a valid IP address")];
-    };
-    let mut errs = ErrorList::new();
-    let (unspecified, loopback, link_local, link_local_multicast) = match addr {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            (a.is_unspecified(), a.is_loopback(), a.is_link_local(), o[0] == 224 && o[1] == 0 && o[2] == 0)
-        }
-        IpAddr::V6(a) => {
-            let o = a.octets();
-            (
-                a.is_unspecified(),
-                a.is_loopback(),
-                o[0] == 0xfe && o[1] & 0xc0 == 0x80,
-                o[0] == 0xff && o[1] & 0x0f == 0x02,
-            )
-        }
-    };
-    if unspecified {
-        errs.push(FieldError::invalid_str(path, ip, format!("may not be unspecified ({ip})")));
+    match ip.parse::<IpAddr>() {
+        Ok(addr) => crate::service::non_special_ip(ip, addr, path),
+        Err(_) => vec![FieldError::invalid_str(path, ip, "must be a valid IP address")],
     }
-    if loopback {
-        errs.push(FieldError::invalid_str(path, ip, "may not be in the loopback range (127.0.0.0/8, ::1/128)"));
-    }
-    if link_local {
-        errs.push(FieldError::invalid_str(path, ip, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"));
-    }
-    if link_local_multicast {
-        errs.push(FieldError::invalid_str(
-            path,
-            ip,
-            "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)",
-        ));
-    }
-    errs
 }
 
 fn endpoint_port(port: &Value, require_name: bool, path: &Path) -> ErrorList {

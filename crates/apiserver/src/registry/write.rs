@@ -3,6 +3,7 @@
 use super::{MODIFIED, Registry, Subresource, conflict, decode, not_found};
 use crate::error::{ApiError, ApiResult};
 use crate::object::{self, meta_mut};
+use crate::services::{Reservation, ServiceAllocators};
 use api::ResourceType;
 use serde_json::{Value, json};
 use store::Precondition;
@@ -120,11 +121,7 @@ impl Registry {
             Some(a) => Some(a.reserve_for_create(&mut obj)?),
             None => None,
         };
-        let give_back = |r: Option<crate::services::Reservation>| {
-            if let (Some(a), Some(r)) = (allocators, r) {
-                a.release(r);
-            }
-        };
+        let give_back = |r| give_back(allocators, r);
         if let Err(e) = validate(rt, &obj, None) {
             give_back(reservation);
             return Err(e);
@@ -284,11 +281,7 @@ impl Registry {
             Some(a) => Some(a.reserve_for_update(old, &mut new)?),
             None => None,
         };
-        let give_back = |r: Option<crate::services::Reservation>| {
-            if let (Some(a), Some(r)) = (allocators, r) {
-                a.release(r);
-            }
-        };
+        let give_back = |r| give_back(allocators, r);
         if let Err(e) = validate(rt, &new, Some(old)) {
             give_back(reservation);
             return Err(e);
@@ -394,6 +387,13 @@ pub(crate) fn apply_patch(rt: &ResourceType, old: &Value, patch_type: PatchType,
             }
             api::patch::strategic_merge_patch(old, &config, rt).map_err(invalid)
         }
+    }
+}
+
+/// Returns a Service write's reservation to the allocators (the write failed or was a dry run).
+fn give_back(allocators: Option<&std::sync::Arc<ServiceAllocators>>, r: Option<Reservation>) {
+    if let (Some(a), Some(r)) = (allocators, r) {
+        a.release(r);
     }
 }
 
