@@ -120,3 +120,93 @@ pub fn has_unserved_owner(obj: &Value) -> bool {
         })
     })
 }
+
+/// Inserts `"resourceVersion":"<rv>"` into the top-level `metadata` object of stored JSON
+/// without parsing it into a value: the fast path for large lists. Returns `None` if the
+/// bytes have no top-level metadata object (the caller then parses).
+pub fn stamp_resource_version(stored: &[u8], rv: u64) -> Option<Vec<u8>> {
+    let at = top_level_metadata_body(stored)?;
+    let rest = &stored[at..];
+    let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    let mut out = Vec::with_capacity(stored.len() + 32);
+    out.extend_from_slice(&stored[..at]);
+    out.extend_from_slice(b"\"resourceVersion\":\"");
+    out.extend_from_slice(rv.to_string().as_bytes());
+    out.push(b'"');
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
+/// The offset just after the `{` that opens the top-level `"metadata"` value.
+fn top_level_metadata_body(json: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    // Whether the string that just ended at depth 1 was the key "metadata".
+    let mut last_key_metadata = false;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < json.len() && json[i] != b'"' {
+                    if json[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if i >= json.len() {
+                    return None;
+                }
+                last_key_metadata = depth == 1 && &json[start..i] == b"metadata";
+            }
+            b'{' | b'[' => {
+                if depth == 1 && json[i] == b'{' && last_key_metadata {
+                    return Some(i + 1);
+                }
+                depth += 1;
+                last_key_metadata = false;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                last_key_metadata = false;
+            }
+            b':' => {}
+            b',' => last_key_metadata = false,
+            _ => {
+                if !json[i].is_ascii_whitespace() {
+                    last_key_metadata = false;
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamping_matches_parsing_and_setting() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"metadata": "{\"x\"", "k": "\"metadata\":{"}, "metadata": {"name": "a", "labels": {"metadata": "y"}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}),
+            json!({"kind": "X", "spec": {"metadata": {}}, "metadata": {}}),
+        ];
+        for obj in objects {
+            let stored = to_stored_bytes(&obj);
+            let fast: Value = serde_json::from_slice(&stamp_resource_version(&stored, 42).unwrap()).unwrap();
+            assert_eq!(fast, from_stored(&stored, 42).unwrap());
+        }
+    }
+
+    #[test]
+    fn bytes_without_top_level_metadata_are_left_to_the_parser() {
+        assert!(stamp_resource_version(br#"{"spec":{"metadata":{}}}"#, 1).is_none());
+        assert!(stamp_resource_version(br#"{"metadata":"#, 1).is_none());
+    }
+}

@@ -168,6 +168,9 @@ impl Router {
             }
             Verb::List => {
                 let opts = list_options(rt, &query)?;
+                if shape == Shape::Object && !opts.has_selectors() {
+                    return Ok(raw_list_response(rt, self.registry.list_raw(rt, ns, &opts).await?));
+                }
                 let page = self.registry.list(rt, ns, &opts).await?;
                 let mut meta = json!({"resourceVersion": page.revision.to_string()});
                 if let Some(c) = &page.continue_token {
@@ -305,6 +308,29 @@ impl Router {
         }
         resp
     }
+}
+
+/// Writes a List around already-encoded items.
+fn raw_list_response(rt: &ResourceType, page: registry::RawPage) -> Response<Body> {
+    let mut meta = json!({"resourceVersion": page.revision.to_string()});
+    if let Some(c) = &page.continue_token {
+        meta["continue"] = json!(c);
+    }
+    let head = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": meta}).to_string();
+    let size = head.len() + page.items.iter().map(|i| i.len() + 1).sum::<usize>() + 16;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    let mut resp = Response::new(crate::body::full(body));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 /// Label for metrics: (verb, resource).

@@ -9,7 +9,7 @@ mod scale;
 mod write;
 
 pub use delete::{DeleteOptions, DeleteOutcome, Propagation, parse_propagation};
-pub use list::{ListOptions, ListPage};
+pub use list::{ListOptions, ListPage, RawPage};
 pub use write::{FieldValidation, PatchType, WriteOptions, Written};
 
 use crate::error::{ApiError, ApiResult};
