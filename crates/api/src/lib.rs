@@ -1,5 +1,6 @@
 //! Kubernetes resource semantics as pure functions. Nothing in this crate does IO.
 
+pub mod apply;
 pub mod defaults;
 pub mod discovery;
 pub mod field;

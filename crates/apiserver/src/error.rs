@@ -34,6 +34,11 @@ pub enum ApiError {
         name: String,
         message: String,
     },
+    /// 409 from server-side apply: fields owned by other managers, as `NewApplyConflict`.
+    ApplyConflict {
+        message: String,
+        causes: Vec<(String, String)>,
+    },
     /// 410: the requested resourceVersion left the history window.
     Expired(String),
     RequestEntityTooLarge(String),
@@ -60,7 +65,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::NotFoundPath(_) => 404,
             ApiError::MethodNotSupported { .. } => 405,
             ApiError::NotAcceptable(_) => 406,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
+            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => 409,
             ApiError::Expired(_) => 410,
             ApiError::RequestEntityTooLarge(_) => 413,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -79,7 +84,7 @@ impl ApiError {
             ApiError::MethodNotSupported { .. } => "MethodNotAllowed",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Expired(_) => "Expired",
             ApiError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -98,6 +103,7 @@ impl ApiError {
             | ApiError::NotAcceptable(m)
             | ApiError::Timeout(m) => m.clone(),
             ApiError::Unauthorized => "Unauthorized".into(),
+            ApiError::ApplyConflict { message, .. } => message.clone(),
             ApiError::Forbidden { message } => message.clone(),
             ApiError::NotFound { resource, group, name } => {
                 format!("{} {name:?} not found", qualified(resource, group))
@@ -141,6 +147,13 @@ impl ApiError {
                     d["group"] = json!(group);
                 }
                 Some(d)
+            }
+            ApiError::ApplyConflict { causes, .. } => {
+                let causes: Vec<Value> = causes
+                    .iter()
+                    .map(|(field, message)| json!({"reason": "FieldManagerConflict", "message": message, "field": field}))
+                    .collect();
+                Some(json!({"causes": causes}))
             }
             ApiError::Expired(_) => None,
             _ => None,

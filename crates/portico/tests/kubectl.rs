@@ -1220,3 +1220,42 @@ fn services_get_cluster_ips() {
     let table = Table::parse(&ok(&s, &["get", "svc", "headless", "-n", "shop"]));
     assert_eq!(table.cell("headless", "CLUSTER-IP"), "None");
 }
+
+#[test]
+fn server_side_apply_tracks_field_ownership() {
+    let s = Server::start();
+    let manifest = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: owned
+  labels: {a: "1", b: "2"}
+spec:
+  selector: {app: x}
+  ports:
+  - {name: http, port: 80}
+  - {name: https, port: 443}
+"#;
+    let out = ok_in(&s, &["apply", "--server-side", "-f", "-"], Some(manifest));
+    assert!(out.contains("service/owned serverside-applied"), "{out}");
+
+    // Dropping a label and a port from the applied manifest removes them from the object.
+    let trimmed = manifest.replace(r#", b: "2""#, "").replace("  - {name: https, port: 443}\n", "");
+    ok_in(&s, &["apply", "--server-side", "-f", "-"], Some(&trimmed));
+    let svc: Value =
+        serde_json::from_str(&ok(&s, &["get", "svc", "owned", "-o", "json", "--show-managed-fields"])).unwrap();
+    assert_eq!(svc["metadata"]["labels"], json!({"a": "1"}));
+    let ports: Vec<&str> =
+        svc["spec"]["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(ports, ["http"]);
+    let managers: Vec<&str> =
+        svc["metadata"]["managedFields"].as_array().unwrap().iter().map(|m| m["manager"].as_str().unwrap()).collect();
+    assert_eq!(managers, ["kubectl"]);
+
+    // Another manager changing an owned field conflicts, unless it forces.
+    let rival = trimmed.replace(r#"a: "1""#, r#"a: "9""#);
+    let err = fails(&s, &["apply", "--server-side", "--field-manager=rival", "-f", "-"], Some(&rival));
+    assert!(err.contains(r#"Apply failed with 1 conflict: conflict with "kubectl": .metadata.labels.a"#), "{err}");
+    ok_in(&s, &["apply", "--server-side", "--field-manager=rival", "--force-conflicts", "-f", "-"], Some(&rival));
+    assert_eq!(ok(&s, &["get", "svc", "owned", "-o", "jsonpath={.metadata.labels.a}"]), "9");
+}

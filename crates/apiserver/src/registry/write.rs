@@ -102,8 +102,7 @@ impl Registry {
             let m = meta_mut(&mut obj);
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             m.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
-            for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink", "managedFields"]
-            {
+            for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"] {
                 m.remove(f);
             }
             if tracks_generation(rt) {
@@ -222,6 +221,7 @@ impl Registry {
                     if object::name(&obj).is_none() {
                         meta_mut(&mut obj).insert("name".into(), json!(name));
                     }
+                    let obj = server_side_apply(rt, None, &obj, opts)?;
                     return match self.create(rt, ns, obj, opts).await {
                         Err(ApiError::AlreadyExists { .. }) => continue,
                         other => other,
@@ -233,7 +233,11 @@ impl Registry {
             if sub == Subresource::Scale {
                 return self.patch_scale(rt, ns, name, &old, kv.mod_revision, patch_type, &patch, opts).await;
             }
-            let patched = apply_patch(rt, &old, patch_type, &patch)?;
+            let patched = if patch_type == PatchType::Apply && sub == Subresource::Main {
+                server_side_apply(rt, Some(&old), &patch, opts)?
+            } else {
+                apply_patch(rt, &old, patch_type, &patch)?
+            };
             let pinned = patch.pointer("/metadata/resourceVersion").is_some();
             if let Some(rv) = parse_rv(object::resource_version(&patched))?
                 && rv != kv.mod_revision
@@ -388,6 +392,17 @@ pub(crate) fn apply_patch(rt: &ResourceType, old: &Value, patch_type: PatchType,
             api::patch::strategic_merge_patch(old, &config, rt).map_err(invalid)
         }
     }
+}
+
+/// Server-side apply with field ownership (managedFields), conflicts answered as a 409.
+fn server_side_apply(rt: &ResourceType, live: Option<&Value>, config: &Value, opts: &WriteOptions) -> ApiResult<Value> {
+    let manager = opts.field_manager.as_deref().unwrap_or_default();
+    api::apply::apply(rt, live, config, manager, opts.force, &object::now_rfc3339()).map_err(|conflicts| {
+        ApiError::ApplyConflict {
+            message: api::apply::conflict_message(&conflicts),
+            causes: conflicts.iter().map(|c| (c.field.clone(), c.cause_message())).collect(),
+        }
+    })
 }
 
 /// Returns a Service write's reservation to the allocators (the write failed or was a dry run).
@@ -581,7 +596,12 @@ pub(crate) fn merge_for_update(rt: &ResourceType, old: &Value, mut new: Value, s
             }
         }
     }
-    m.remove("managedFields");
+    // Field ownership carries over unless the client sent its own (an empty list resets it).
+    if !m.contains_key("managedFields")
+        && let Some(mf) = old_meta.get("managedFields")
+    {
+        m.insert("managedFields".into(), mf.clone());
+    }
     m.remove("selfLink");
     let map = new.as_object_mut().expect("object");
     if rt.status {
