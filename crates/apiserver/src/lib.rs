@@ -32,8 +32,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where to listen (kube-apiserver's --secure-port on --bind-address).
     pub bind: SocketAddr,
-    /// Host (and port) written into the kubeconfig; defaults to 127.0.0.1 and the bound port.
-    pub advertise: Option<String>,
+    /// The address other members of the cluster reach this server at (kube-apiserver's
+    /// `--advertise-address`): written into the kubeconfig and, unless it is a loopback
+    /// address, published as the `kubernetes` Service's endpoints. Default 127.0.0.1.
+    pub advertise: Option<std::net::IpAddr>,
     /// Extra names or addresses for the serving certificate.
     pub extra_sans: Vec<String>,
     /// Events kept for watch resumption.
@@ -82,7 +84,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     install_crypto_provider();
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     let pki = pki::Pki::new(&config.data_dir);
-    pki.ensure(&config.extra_sans)?;
+    let mut sans = config.extra_sans.clone();
+    sans.extend(config.advertise.map(|ip| ip.to_string()));
+    pki.ensure(&sans)?;
     let store = store::Store::open_embedded(&config.data_dir, store::Options { history: config.watch_history })
         .context("opening the embedded store")?;
     let allocators =
@@ -96,7 +100,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listener =
         tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
-    let host = config.advertise.clone().unwrap_or_else(|| format!("127.0.0.1:{}", addr.port()));
+    let advertise = config.advertise.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let host = match advertise {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+        ip => format!("{ip}:{}", addr.port()),
+    };
+    publish_endpoints(&registry, advertise, addr.port()).await;
     let kubeconfig = config.data_dir.join("kubeconfig");
     pki.write_kubeconfig(&kubeconfig, &format!("https://{host}"))?;
 
@@ -117,6 +126,44 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ];
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server serving");
     Ok(Running { addr, kubeconfig, registry, tasks })
+}
+
+/// Points the `kubernetes` Service at this server, as kube-apiserver's endpoint reconciler
+/// does: an Endpoints (not mirrored) and an EndpointSlice named `kubernetes`. A loopback
+/// address is not published (Kubernetes forbids loopback endpoints).
+async fn publish_endpoints(registry: &registry::Registry, ip: std::net::IpAddr, port: u16) {
+    if ip.is_loopback() || ip.is_unspecified() {
+        tracing::info!(%ip, "advertise address is not routable; the kubernetes Service gets no endpoints");
+        return;
+    }
+    let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let endpoints = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+    });
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": family,
+        "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    for (group, plural, obj) in [("", "endpoints", endpoints), ("discovery.k8s.io", "endpointslices", slice)] {
+        let rt = api::resources::lookup(group, "v1", plural).expect("served");
+        let opts = registry::WriteOptions::default();
+        let result = match registry.create(rt, Some("default"), obj.clone(), &opts).await {
+            Err(error::ApiError::AlreadyExists { .. }) => {
+                registry.update(rt, Some("default"), "kubernetes", registry::Subresource::Main, obj, &opts).await
+            }
+            other => other,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, plural, "could not publish the kubernetes endpoints");
+        }
+    }
 }
 
 /// rustls needs one process-wide crypto provider; Portico uses ring everywhere.
@@ -153,4 +200,50 @@ async fn bootstrap(registry: &registry::Registry, allocators: &services::Service
         Err(e) => tracing::warn!(error = %e, "could not create the kubernetes Service"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn registry() -> (tempfile::TempDir, registry::Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::Store::open_embedded(dir.path(), store::Options::default()).unwrap();
+        let allocators = Arc::new(services::ServiceAllocators::new(Default::default()).unwrap());
+        let registry = registry::Registry::new(store).with_service_allocators(allocators.clone());
+        let rev = allocators.repair(&registry).await.unwrap();
+        tokio::spawn(allocators.clone().follow(registry.clone(), rev));
+        bootstrap(&registry, &allocators).await.unwrap();
+        (dir, registry)
+    }
+
+    #[tokio::test]
+    async fn the_kubernetes_service_takes_the_first_address_and_points_at_the_advertised_server() {
+        let (_dir, registry) = registry().await;
+        let services = api::resources::lookup("", "v1", "services").unwrap();
+        let svc = registry.get(services, Some("default"), "kubernetes").await.unwrap();
+        assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1");
+        assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+
+        // Only written into objects: nothing is sent to this documentation address.
+        let ip: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+        publish_endpoints(&registry, ip, 6443).await;
+        publish_endpoints(&registry, ip, 6443).await; // idempotent on restart
+        let endpoints = api::resources::lookup("", "v1", "endpoints").unwrap();
+        let ep = registry.get(endpoints, Some("default"), "kubernetes").await.unwrap();
+        assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "192.0.2.10");
+        assert_eq!(ep["subsets"][0]["ports"][0]["port"], 6443);
+        let slices = api::resources::lookup("discovery.k8s.io", "v1", "endpointslices").unwrap();
+        let slice = registry.get(slices, Some("default"), "kubernetes").await.unwrap();
+        assert_eq!(slice["endpoints"][0]["addresses"][0], "192.0.2.10");
+        assert_eq!(slice["metadata"]["labels"]["kubernetes.io/service-name"], "kubernetes");
+    }
+
+    #[tokio::test]
+    async fn a_loopback_advertise_address_publishes_no_endpoints() {
+        let (_dir, registry) = registry().await;
+        publish_endpoints(&registry, "127.0.0.1".parse().unwrap(), 6443).await;
+        let endpoints = api::resources::lookup("", "v1", "endpoints").unwrap();
+        assert!(registry.get(endpoints, Some("default"), "kubernetes").await.is_err());
+    }
 }

@@ -33,9 +33,10 @@ pub struct ServerArgs {
     /// Address and port of the HTTPS API (kube-apiserver's --bind-address and --secure-port).
     #[arg(long, default_value = "0.0.0.0:6443")]
     pub bind: SocketAddr,
-    /// host:port written into the kubeconfig (default 127.0.0.1:<port>).
+    /// IP address this server is reached at: written into the kubeconfig and, when not
+    /// loopback, published as the endpoints of the `kubernetes` Service (default 127.0.0.1).
     #[arg(long)]
-    pub advertise_address: Option<String>,
+    pub advertise_address: Option<std::net::IpAddr>,
     /// Extra DNS names or IPs for the serving certificate (made at first start).
     #[arg(long, value_delimiter = ',')]
     pub tls_san: Vec<String>,
@@ -63,7 +64,7 @@ impl ServerArgs {
         };
         let mut config = apiserver::Config::new(data_dir);
         config.bind = self.bind;
-        config.advertise = self.advertise_address.clone();
+        config.advertise = self.advertise_address;
         config.extra_sans = self.tls_san.clone();
         config.watch_history = self.watch_history;
         config.bookmark_interval = Duration::from_secs(self.bookmark_interval_seconds.max(1));
