@@ -2,3 +2,8 @@
 //! controller is split as the rest of Portico is: a pure reconcile function from observed
 //! objects to desired objects (unit-tested by tables), and a thin kube-rs loop that feeds it
 //! from watches and writes its result through the API.
+
+pub mod endpoints;
+pub mod mirroring;
+
+pub mod endpointslice;
