@@ -7,3 +7,7 @@ pub mod endpoints;
 pub mod mirroring;
 
 pub mod endpointslice;
+pub mod lbipam;
+pub mod nodelifecycle;
+pub mod scheduler;
+pub mod workloads;
