@@ -9,5 +9,6 @@ pub mod mirroring;
 pub mod endpointslice;
 pub mod lbipam;
 pub mod nodelifecycle;
+pub mod run;
 pub mod scheduler;
 pub mod workloads;

@@ -52,6 +52,9 @@ pub struct ServerArgs {
     /// Seconds between watch bookmarks.
     #[arg(long, default_value_t = 60)]
     pub bookmark_interval_seconds: u64,
+    /// Most endpoints per EndpointSlice (kube-controller-manager's flag of the same name).
+    #[arg(long, default_value_t = controllers::endpointslice::DEFAULT_MAX_ENDPOINTS_PER_SLICE)]
+    pub max_endpoints_per_slice: usize,
 }
 
 impl ServerArgs {
@@ -85,6 +88,9 @@ impl Cli {
         match self.command {
             Command::Up(args) | Command::Server(args) => {
                 let running = apiserver::start(args.config()?).await?;
+                let client = controller_client(&running.kubeconfig).await?;
+                let opts = controllers::run::Options { max_endpoints_per_slice: args.max_endpoints_per_slice };
+                tokio::spawn(controllers::run::run_service_endpoints(client, opts));
                 println!("Portico API server on https://{}", running.addr);
                 println!("kubectl --kubeconfig {} get namespaces", running.kubeconfig.display());
                 wait_for_shutdown().await;
@@ -98,6 +104,13 @@ impl Cli {
             }
         }
     }
+}
+
+/// A kube-rs client for the controllers, from the kubeconfig the API server just wrote.
+async fn controller_client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 fn serde_json_pretty(v: &serde_json::Value) -> String {

@@ -396,6 +396,34 @@ fn get_prints_kubernetes_tables() {
     let slices = Table::parse(&ok(&s, &["get", "endpointslices", "-n", "shop"]));
     assert_eq!(slices.columns(), ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]);
     assert_eq!(&slices.row("web-manual")[1..4], ["IPv4", "8080", "10.244.0.5"]);
+    // As on Kubernetes, the EndpointSlice controller adds one slice per selector Service; with
+    // web-0 still Pending (no IP) and no db pods, both are empty placeholders.
+    let controller_slices = |s: &Server| -> Vec<Vec<String>> {
+        let t = Table::parse(&ok(s, &["get", "endpointslices", "-n", "shop"]));
+        let mut rows: Vec<Vec<String>> = t
+            .rows
+            .iter()
+            .filter(|r| r[0] != "web-manual")
+            .map(|r| {
+                let service = r[0].rsplit_once('-').map_or("", |(svc, _)| svc).to_string();
+                vec![service, r[1].clone(), r[2].clone(), r[3].clone()]
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let want = [["db", "IPv4", "<unset>", "<unset>"], ["web", "IPv4", "<unset>", "<unset>"]];
+    assert!(eventually(WAIT, || controller_slices(&s) == want), "{:?}", controller_slices(&s));
+    // And the Endpoints controller one Endpoints per selector Service, with no addresses yet.
+    let endpoints_rows = |s: &Server| -> Vec<Vec<String>> {
+        let out = ok(s, &["get", "endpoints", "-n", "shop"]);
+        if out.trim().is_empty() {
+            return Vec::new();
+        }
+        Table::parse(&out).rows.iter().map(|r| r[..2].to_vec()).collect()
+    };
+    let want = [["db", "<none>"], ["web", "<none>"]];
+    assert!(eventually(WAIT, || endpoints_rows(&s) == want), "{:?}", endpoints_rows(&s));
 
     let deploys = Table::parse(&ok(&s, &["get", "deploy", "-n", "shop"]));
     assert_eq!(deploys.columns(), ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
