@@ -55,6 +55,15 @@ pub struct ServerArgs {
     /// Most endpoints per EndpointSlice (kube-controller-manager's flag of the same name).
     #[arg(long, default_value_t = controllers::endpointslice::DEFAULT_MAX_ENDPOINTS_PER_SLICE)]
     pub max_endpoints_per_slice: usize,
+    /// Pod network that node IPAM carves per-node /24s from.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
+    /// Seconds a node may miss heartbeats before it is marked Unknown.
+    #[arg(long, default_value_t = 40)]
+    pub node_monitor_grace_period_seconds: u64,
+    /// LoadBalancer address pool: comma list of CIDRs, ranges (a-b) or addresses; unset uses node addresses.
+    #[arg(long, value_delimiter = ',')]
+    pub loadbalancer_ip_pool: Option<Vec<String>>,
 }
 
 impl ServerArgs {
@@ -90,7 +99,14 @@ impl Cli {
                 let running = apiserver::start(args.config()?).await?;
                 let client = controller_client(&running.kubeconfig).await?;
                 let opts = controllers::run::Options { max_endpoints_per_slice: args.max_endpoints_per_slice };
-                tokio::spawn(controllers::run::run_service_endpoints(client, opts));
+                tokio::spawn(controllers::run::run_service_endpoints(client.clone(), opts));
+                tokio::spawn(controllers::run::workloads::run_workloads(client.clone()));
+                let node_opts = controllers::run::nodes::NodeOptions {
+                    cluster_cidr: args.cluster_cidr.clone(),
+                    node_monitor_grace: Duration::from_secs(args.node_monitor_grace_period_seconds),
+                    lb_pool: args.loadbalancer_ip_pool.clone(),
+                };
+                tokio::spawn(controllers::run::nodes::run_nodes(client, node_opts));
                 println!("Portico API server on https://{}", running.addr);
                 println!("kubectl --kubeconfig {} get namespaces", running.kubeconfig.display());
                 wait_for_shutdown().await;

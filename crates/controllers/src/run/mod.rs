@@ -2,5 +2,7 @@
 //! through the API. Controllers are API clients: they never touch the store.
 
 mod endpoints;
+pub mod nodes;
+pub mod workloads;
 
 pub use endpoints::{Options, run_service_endpoints};

@@ -1,0 +1,406 @@
+//! One loop running the scheduler, the node lifecycle controller, node IPAM and LoadBalancer
+//! IPAM inside `portico server`.
+//!
+//! Reflectors keep Pods, Nodes, Leases and Services in memory. A single worker runs a full pass
+//! over them shortly after any event and at least every [`TICK`] (the lifecycle check is time
+//! driven): nodes without a pod CIDR get one, nodes whose kubelet went silent get their
+//! conditions marked `Unknown` and their pods not ready, pending pods get a node (or a
+//! `FailedScheduling` event) and LoadBalancer Services get addresses (or an event saying why not).
+//!
+//! Binding: the API server does not serve `pods/binding`, so a pod is bound by a merge patch of
+//! `spec.nodeName`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::lbipam::{self, Assignment, Pool, PoolState};
+use crate::nodelifecycle::{
+    DEFAULT_NODE_CIDR_MASK_SIZE_V4, NodeHealth, PodCidrAllocator, mark_unknown, node_health, pod_cidr_patch,
+    pod_not_ready_patch,
+};
+use crate::scheduler::pick_node;
+
+/// Settings of the node controllers.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Pod network the node IPAM allocator carves /24s from (`--cluster-cidr`).
+    pub cluster_cidr: String,
+    /// How long a node may stay silent before it is marked `Unknown`.
+    pub node_monitor_grace: Duration,
+    /// LoadBalancer address pool (CIDRs, ranges, addresses); `None` uses the nodes' addresses.
+    pub lb_pool: Option<Vec<String>>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            cluster_cidr: crate::nodelifecycle::DEFAULT_CLUSTER_CIDR.to_owned(),
+            node_monitor_grace: Duration::from_secs(40),
+            lb_pool: None,
+        }
+    }
+}
+
+/// Namespace of the node heartbeat Leases.
+const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// Scheduler name a pod without `spec.schedulerName` gets.
+const DEFAULT_SCHEDULER: &str = "default-scheduler";
+/// Longest time between passes (the lifecycle check needs a clock, not events).
+const TICK: Duration = Duration::from_secs(1);
+/// Wait after an event before a pass, so bursts collapse into one.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+struct Stores {
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    leases: Store<Lease>,
+    services: Store<Service>,
+}
+
+/// Runs the scheduler, node lifecycle, node IPAM and LB IPAM until the process ends.
+pub async fn run_nodes(client: Client, opts: NodeOptions) {
+    let cidrs = match PodCidrAllocator::new(&opts.cluster_cidr, DEFAULT_NODE_CIDR_MASK_SIZE_V4) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "node controllers: bad cluster CIDR; not running");
+            return;
+        }
+    };
+    let pool = match opts.lb_pool.as_deref().map(Pool::parse).transpose() {
+        Ok(p) => PoolState::new(p),
+        Err(e) => {
+            tracing::error!(error = %e, "node controllers: bad LoadBalancer pool; not running");
+            return;
+        }
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stores = Stores {
+        pods: watch::<Pod>(&client, &tx),
+        nodes: watch::<Node>(&client, &tx),
+        leases: watch::<Lease>(&client, &tx),
+        services: watch::<Service>(&client, &tx),
+    };
+    drop(tx);
+    for ready in [
+        stores.pods.wait_until_ready().await,
+        stores.nodes.wait_until_ready().await,
+        stores.leases.wait_until_ready().await,
+        stores.services.wait_until_ready().await,
+    ] {
+        if ready.is_err() {
+            tracing::error!("node controllers: a reflector stopped before its first sync");
+            return;
+        }
+    }
+    tracing::info!("node controllers synced; reconciling");
+    let mut worker = Worker {
+        client,
+        grace: opts.node_monitor_grace,
+        stores,
+        cidrs,
+        node_cidrs: BTreeMap::new(),
+        pool,
+        lb_services: BTreeMap::new(),
+        bound: BTreeMap::new(),
+        reported: BTreeMap::new(),
+    };
+    worker.run(rx).await;
+}
+
+/// Starts a reflector for `K` and signals every event.
+fn watch<K>(client: &Client, tx: &mpsc::UnboundedSender<()>) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()))
+        .default_backoff();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
+                continue;
+            }
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    reader
+}
+
+struct Worker {
+    client: Client,
+    grace: Duration,
+    stores: Stores,
+    cidrs: PodCidrAllocator,
+    /// Node name to the pod CIDR it holds (as written or seen).
+    node_cidrs: BTreeMap<String, String>,
+    pool: PoolState,
+    /// `namespace/name` of Services that went through the LB allocator, for releasing.
+    lb_services: BTreeMap<String, Service>,
+    /// Pod UID to the node it was bound to, until the reflector shows it.
+    bound: BTreeMap<String, String>,
+    /// Object UID to the last warning event message written for it (no repeats).
+    reported: BTreeMap<String, String>,
+}
+
+impl Worker {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<()>) {
+        loop {
+            self.pass().await;
+            let tick = tokio::time::sleep(TICK);
+            tokio::select! {
+                d = rx.recv() => {
+                    if d.is_none() {
+                        return;
+                    }
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while rx.try_recv().is_ok() {}
+                }
+                _ = tick => {}
+            }
+        }
+    }
+
+    async fn pass(&mut self) {
+        self.node_ipam().await;
+        self.node_lifecycle().await;
+        self.schedule().await;
+        self.lb_ipam().await;
+    }
+
+    async fn node_ipam(&mut self) {
+        let nodes = self.stores.nodes.state();
+        let names: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
+        // Free what deleted nodes held.
+        let gone: Vec<String> = self.node_cidrs.keys().filter(|n| !names.contains(*n)).cloned().collect();
+        for name in gone {
+            if let Some(cidr) = self.node_cidrs.remove(&name) {
+                let _ = self.cidrs.release(&cidr);
+            }
+        }
+        // Record what nodes already have before handing out anything new.
+        for node in &nodes {
+            let has = node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).is_some_and(|c| !c.is_empty());
+            if has && !self.node_cidrs.contains_key(&node.name_any()) {
+                match self.cidrs.allocate(node) {
+                    Ok(cidr) => {
+                        self.node_cidrs.insert(node.name_any(), cidr);
+                    }
+                    Err(e) => tracing::debug!(node = %node.name_any(), error = %e, "pod CIDR outside the cluster CIDR"),
+                }
+            }
+        }
+        let api: Api<Node> = Api::all(self.client.clone());
+        for node in &nodes {
+            let name = node.name_any();
+            let has = node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).is_some_and(|c| !c.is_empty());
+            if has || node.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let cidr = match self.node_cidrs.get(&name) {
+                Some(c) => c.clone(),
+                None => match self.cidrs.allocate(node) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(node = %name, error = %e, "no pod CIDR for node");
+                        continue;
+                    }
+                },
+            };
+            match api.patch(&name, &PatchParams::default(), &Patch::Merge(pod_cidr_patch(&cidr))).await {
+                Ok(_) => {
+                    tracing::info!(node = %name, cidr = %cidr, "allocated pod CIDR");
+                    self.node_cidrs.insert(name, cidr);
+                }
+                Err(e) => {
+                    tracing::warn!(node = %name, error = %e, "writing pod CIDR failed; retrying");
+                    if !self.node_cidrs.contains_key(&name) {
+                        let _ = self.cidrs.release(&cidr);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn node_lifecycle(&mut self) {
+        let now = jiff::Timestamp::now();
+        let nodes = self.stores.nodes.state();
+        let pods = self.stores.pods.state();
+        let node_api: Api<Node> = Api::all(self.client.clone());
+        for node in &nodes {
+            let name = node.name_any();
+            let lease = self.stores.leases.get(&reflector::ObjectRef::new(&name).within(LEASE_NAMESPACE));
+            if node_health(node, lease.as_deref(), now, self.grace) != NodeHealth::Stale {
+                continue;
+            }
+            if let Some(patch) = mark_unknown(node, now) {
+                match node_api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch)).await {
+                    Ok(_) => tracing::info!(node = %name, "node stopped heartbeating; conditions marked Unknown"),
+                    Err(e) => {
+                        tracing::warn!(node = %name, error = %e, "marking node Unknown failed; retrying");
+                        continue;
+                    }
+                }
+            }
+            for pod in pods.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name)) {
+                let Some(patch) = pod_not_ready_patch(pod, now) else { continue };
+                let ns = pod.namespace().unwrap_or_default();
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+                if let Err(e) =
+                    api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch)).await
+                {
+                    tracing::warn!(namespace = %ns, pod = %pod.name_any(), error = %e, "marking pod not ready failed");
+                }
+            }
+        }
+    }
+
+    async fn schedule(&mut self) {
+        let nodes: Vec<Node> = self.stores.nodes.state().iter().map(|n| (**n).clone()).collect();
+        let pods = self.stores.pods.state();
+        let uids: BTreeSet<String> = pods.iter().filter_map(|p| p.uid()).collect();
+        self.bound.retain(|uid, _| uids.contains(uid));
+        let service_uids: BTreeSet<String> = self.lb_services.values().filter_map(|s| s.uid()).collect();
+        self.reported.retain(|uid, _| uids.contains(uid) || service_uids.contains(uid));
+        let mut per_node = BTreeMap::<String, usize>::new();
+        for pod in &pods {
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty());
+            let node = node.or_else(|| pod.uid().and_then(|u| self.bound.get(&u).cloned()));
+            if let Some(n) = node {
+                *per_node.entry(n).or_default() += 1;
+            }
+        }
+        for pod in &pods {
+            let Some(spec) = pod.spec.as_ref() else { continue };
+            let uid = pod.uid().unwrap_or_default();
+            let terminal = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+            if spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
+                || pod.metadata.deletion_timestamp.is_some()
+                || terminal
+                || spec.scheduler_name.as_deref().is_some_and(|s| s != DEFAULT_SCHEDULER)
+                || self.bound.contains_key(&uid)
+            {
+                continue;
+            }
+            let ns = pod.namespace().unwrap_or_default();
+            let name = pod.name_any();
+            match pick_node(pod, &nodes, &per_node) {
+                Ok(node) => {
+                    let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+                    let patch = json!({ "metadata": { "uid": uid }, "spec": { "nodeName": node } });
+                    match api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
+                        Ok(_) => {
+                            tracing::info!(namespace = %ns, pod = %name, node = %node, "bound pod");
+                            *per_node.entry(node.clone()).or_default() += 1;
+                            self.bound.insert(uid.clone(), node);
+                            self.reported.remove(&uid);
+                        }
+                        Err(e) => tracing::warn!(namespace = %ns, pod = %name, error = %e, "binding failed; retrying"),
+                    }
+                }
+                Err(unschedulable) => {
+                    let msg = unschedulable.to_string();
+                    self.warn_once(pod.object_ref(&()), "FailedScheduling", &msg, "default-scheduler").await;
+                }
+            }
+        }
+    }
+
+    async fn lb_ipam(&mut self) {
+        let nodes: Vec<Node> = self.stores.nodes.state().iter().map(|n| (**n).clone()).collect();
+        let mut services = self.stores.services.state();
+        let keys: BTreeSet<String> = services.iter().map(|s| lbipam::service_key(s)).collect();
+        let gone: Vec<String> = self.lb_services.keys().filter(|k| !keys.contains(*k)).cloned().collect();
+        for key in gone {
+            if let Some(svc) = self.lb_services.remove(&key) {
+                lbipam::release(&svc, &mut self.pool);
+            }
+        }
+        // Services already showing addresses first, so they keep them across restarts.
+        services.sort_by_key(|s| (status_ips(s).is_empty(), lbipam::service_key(s)));
+        for svc in &services {
+            let key = lbipam::service_key(svc);
+            match lbipam::assign(svc, &mut self.pool, &nodes) {
+                Assignment::NotOurs => {
+                    self.lb_services.remove(&key);
+                }
+                Assignment::Ingress(ips) => {
+                    self.lb_services.insert(key, (**svc).clone());
+                    if status_ips(svc) == ips {
+                        continue;
+                    }
+                    let ns = svc.namespace().unwrap_or_default();
+                    let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
+                    let patch = Patch::Strategic(lbipam::ingress_status(&ips));
+                    match api.patch_status(&svc.name_any(), &PatchParams::default(), &patch).await {
+                        Ok(_) => {
+                            tracing::info!(namespace = %ns, service = %svc.name_any(), ips = ?ips, "assigned LoadBalancer addresses");
+                            if let Some(uid) = svc.uid() {
+                                self.reported.remove(&uid);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(namespace = %ns, service = %svc.name_any(), error = %e, "writing LoadBalancer status failed")
+                        }
+                    }
+                }
+                Assignment::Pending(msg) => {
+                    self.lb_services.insert(key, (**svc).clone());
+                    self.warn_once(svc.object_ref(&()), "AllocationFailed", &msg, "lbipam-controller").await;
+                }
+            }
+        }
+    }
+
+    /// Writes a Warning event about the object unless the same message was already written.
+    async fn warn_once(&mut self, object: ObjectReference, reason: &str, message: &str, component: &str) {
+        let uid = object.uid.clone().unwrap_or_default();
+        if self.reported.get(&uid).map(String::as_str) == Some(message) {
+            return;
+        }
+        let ns = object.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let now = jiff::Timestamp::now();
+        let name = format!("{}.{:x}", object.name.as_deref().unwrap_or("object"), now.as_nanosecond());
+        let event = Event {
+            metadata: ObjectMeta { name: Some(name), namespace: Some(ns.clone()), ..Default::default() },
+            involved_object: object,
+            reason: Some(reason.to_owned()),
+            message: Some(message.to_owned()),
+            type_: Some("Warning".to_owned()),
+            count: Some(1),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            source: Some(EventSource { component: Some(component.to_owned()), host: None }),
+            reporting_component: Some(component.to_owned()),
+            ..Default::default()
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        match api.create(&PostParams::default(), &event).await {
+            Ok(_) => {
+                tracing::info!(namespace = %ns, reason, message, "event");
+                self.reported.insert(uid, message.to_owned());
+            }
+            Err(e) => tracing::warn!(namespace = %ns, reason, error = %e, "writing event failed"),
+        }
+    }
+}
+
+fn status_ips(svc: &Service) -> Vec<String> {
+    let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
+    ingress.into_iter().flatten().filter_map(|i| i.ip.clone()).collect()
+}

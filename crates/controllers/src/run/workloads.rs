@@ -1,0 +1,462 @@
+//! One loop running the ReplicaSet, Deployment and StatefulSet controllers.
+//!
+//! Reflectors keep Pods, ReplicaSets, Deployments and StatefulSets in memory; every event marks
+//! the objects it may affect as dirty (a pod its controller owner, a ReplicaSet itself and its
+//! Deployment owner); a single worker drains the dirty set (after a short debounce), runs the
+//! pure reconcilers of [`crate::workloads`] on what the reflectors hold and writes the plans:
+//! pods are created (`generateName` for ReplicaSets, fixed names for StatefulSets) and deleted,
+//! ReplicaSets created and scaled (merge patch of `spec.replicas`), revision annotations set,
+//! and statuses written through the status subresource when they changed. After writing, the
+//! worker waits until the reflectors show its own writes, so the next reconcile of the same
+//! object never works from a stale view (which could otherwise create duplicate pods).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::workloads::{deployment, replicaset, statefulset};
+
+/// Wait after an event before reconciling, so bursts collapse into one pass.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Delay before retrying an object whose writes failed or conflicted.
+const RETRY: Duration = Duration::from_millis(500);
+/// How long to wait for the reflectors to show the worker's own writes.
+const OWN_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The kinds of controller objects reconciled here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    ReplicaSet,
+    Deployment,
+    StatefulSet,
+}
+
+/// A controller object, by kind, namespace and name.
+type Key = (Kind, String, String);
+
+/// What an event makes dirty.
+enum Dirty {
+    Key(Key),
+    /// Everything (a relist finished).
+    All,
+}
+
+struct Stores {
+    pods: Store<Pod>,
+    replica_sets: Store<ReplicaSet>,
+    deployments: Store<Deployment>,
+    stateful_sets: Store<StatefulSet>,
+}
+
+/// The controller owner of an object, as a key, when it is of a kind reconciled here.
+fn owner_key(meta: &kube::api::ObjectMeta) -> Option<Key> {
+    let owner = meta.owner_references.iter().flatten().find(|r| r.controller == Some(true))?;
+    let kind = match (owner.api_version.as_str(), owner.kind.as_str()) {
+        ("apps/v1", "ReplicaSet") => Kind::ReplicaSet,
+        ("apps/v1", "Deployment") => Kind::Deployment,
+        ("apps/v1", "StatefulSet") => Kind::StatefulSet,
+        _ => return None,
+    };
+    Some((kind, meta.namespace.clone().unwrap_or_default(), owner.name.clone()))
+}
+
+fn key_of<K: Resource>(kind: Kind, o: &K) -> Key {
+    (kind, o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone().unwrap_or_default())
+}
+
+/// Runs the ReplicaSet, Deployment and StatefulSet controllers until the process ends.
+pub async fn run_workloads(client: Client) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stores = Stores {
+        pods: watch::<Pod>(&client, &tx, |p| owner_key(&p.metadata).map(Dirty::Key).into_iter().collect()),
+        replica_sets: watch::<ReplicaSet>(&client, &tx, |rs| {
+            let mut out = vec![Dirty::Key(key_of(Kind::ReplicaSet, rs))];
+            out.extend(owner_key(&rs.metadata).map(Dirty::Key));
+            out
+        }),
+        deployments: watch::<Deployment>(&client, &tx, |d| vec![Dirty::Key(key_of(Kind::Deployment, d))]),
+        stateful_sets: watch::<StatefulSet>(&client, &tx, |s| vec![Dirty::Key(key_of(Kind::StatefulSet, s))]),
+    };
+    drop(tx);
+    for ready in [
+        stores.pods.wait_until_ready().await,
+        stores.replica_sets.wait_until_ready().await,
+        stores.deployments.wait_until_ready().await,
+        stores.stateful_sets.wait_until_ready().await,
+    ] {
+        if ready.is_err() {
+            tracing::error!("workload controllers: a reflector stopped before its first sync");
+            return;
+        }
+    }
+    tracing::info!("workload controllers synced; reconciling");
+    Worker { client, stores, pending: BTreeMap::new() }.run(rx).await;
+}
+
+/// Starts a reflector for `K` and forwards what each event makes dirty.
+fn watch<K>(
+    client: &Client,
+    tx: &mpsc::UnboundedSender<Dirty>,
+    affected: impl Fn(&K) -> Vec<Dirty> + Send + 'static,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()))
+        .default_backoff();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let dirty = match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => affected(&o),
+                Ok(watcher::Event::InitDone) => vec![Dirty::All],
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
+                    Vec::new()
+                }
+            };
+            for d in dirty {
+                if tx.send(d).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    reader
+}
+
+struct Worker {
+    client: Client,
+    stores: Stores,
+    /// Dirty objects and when they are due.
+    pending: BTreeMap<Key, Instant>,
+}
+
+/// Outcome of writing one object.
+enum Write {
+    /// Written; the reflector should eventually show this name at this resourceVersion.
+    Stored(String, String),
+    /// Deleted (or already gone); the reflector should eventually not show this name.
+    Gone(String),
+    /// Conflict or not found: the view was stale; retry later.
+    Retry,
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Dirty>) {
+        self.mark_all(Instant::now());
+        loop {
+            let next = self.pending.values().min().copied();
+            tokio::select! {
+                d = rx.recv() => match d {
+                    Some(Dirty::Key(k)) => self.mark_key(k, Instant::now() + DEBOUNCE),
+                    Some(Dirty::All) => self.mark_all(Instant::now() + DEBOUNCE),
+                    None => return,
+                },
+                _ = sleep_until(next) => {
+                    let now = Instant::now();
+                    let due: Vec<Key> = self.pending.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
+                    for key in due {
+                        self.pending.remove(&key);
+                        if !self.sync(&key).await {
+                            self.pending.entry(key).or_insert_with(|| Instant::now() + RETRY);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn mark_key(&mut self, k: Key, due: Instant) {
+        let t = self.pending.entry(k).or_insert(due);
+        if due < *t {
+            *t = due;
+        }
+    }
+
+    fn mark_all(&mut self, due: Instant) {
+        let mut keys = Vec::new();
+        keys.extend(self.stores.replica_sets.state().iter().map(|o| key_of(Kind::ReplicaSet, o.as_ref())));
+        keys.extend(self.stores.deployments.state().iter().map(|o| key_of(Kind::Deployment, o.as_ref())));
+        keys.extend(self.stores.stateful_sets.state().iter().map(|o| key_of(Kind::StatefulSet, o.as_ref())));
+        for k in keys {
+            self.mark_key(k, due);
+        }
+    }
+
+    /// Reconciles one object; false when it must be retried.
+    async fn sync(&self, key: &Key) -> bool {
+        let (kind, ns, name) = key;
+        match kind {
+            Kind::ReplicaSet => self.sync_replica_set(ns, name).await,
+            Kind::Deployment => self.sync_deployment(ns, name).await,
+            Kind::StatefulSet => self.sync_stateful_set(ns, name).await,
+        }
+    }
+
+    fn pods_in(&self, ns: &str) -> Vec<Pod> {
+        self.stores
+            .pods
+            .state()
+            .into_iter()
+            .filter(|p| p.namespace().as_deref() == Some(ns))
+            .map(|p| (*p).clone())
+            .collect()
+    }
+
+    async fn sync_replica_set(&self, ns: &str, name: &str) -> bool {
+        let Some(rs) = self.stores.replica_sets.get(&reflector::ObjectRef::new(name).within(ns)) else {
+            return true;
+        };
+        if rs.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let pods = self.pods_in(ns);
+        let now = jiff::Timestamp::now().to_string();
+        let plan = replicaset::reconcile_at(&rs, &pods, Some(&now));
+        if !plan.create.is_empty() || !plan.delete.is_empty() {
+            tracing::info!(namespace = %ns, replicaset = %name, create = plan.create.len(), delete = plan.delete.len(), "replicaset pods");
+        }
+        let pod_writes = self.write_pods(ns, &pods, &plan.create, &plan.delete).await;
+        let mut own_writes = Vec::new();
+        let mut status = plan.status;
+        status.observed_generation = rs.metadata.generation;
+        if rs.status.as_ref() != Some(&status) {
+            let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
+            own_writes.push(stored(
+                ns,
+                "replicaset status",
+                patch_status(&api, name, rs.status.as_ref(), &status).await,
+            ));
+        }
+        self.finish(ns, &pod_writes, &self.stores.pods).await
+            & self.finish(ns, &own_writes, &self.stores.replica_sets).await
+    }
+
+    async fn sync_stateful_set(&self, ns: &str, name: &str) -> bool {
+        let Some(set) = self.stores.stateful_sets.get(&reflector::ObjectRef::new(name).within(ns)) else {
+            return true;
+        };
+        if set.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let pods = self.pods_in(ns);
+        let now = jiff::Timestamp::now().to_string();
+        let plan = statefulset::reconcile_at(&set, &pods, Some(&now));
+        if !plan.create.is_empty() || !plan.delete.is_empty() {
+            tracing::info!(namespace = %ns, statefulset = %name, create = plan.create.len(), delete = plan.delete.len(), "statefulset pods");
+        }
+        let pod_writes = self.write_pods(ns, &pods, &plan.create, &plan.delete).await;
+        let mut own_writes = Vec::new();
+        let mut status = plan.status;
+        status.observed_generation = set.metadata.generation;
+        if set.status.as_ref() != Some(&status) {
+            let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
+            own_writes.push(stored(
+                ns,
+                "statefulset status",
+                patch_status(&api, name, set.status.as_ref(), &status).await,
+            ));
+        }
+        self.finish(ns, &pod_writes, &self.stores.pods).await
+            & self.finish(ns, &own_writes, &self.stores.stateful_sets).await
+    }
+
+    async fn sync_deployment(&self, ns: &str, name: &str) -> bool {
+        let Some(d) = self.stores.deployments.get(&reflector::ObjectRef::new(name).within(ns)) else {
+            return true;
+        };
+        if d.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let rss: Vec<ReplicaSet> = self
+            .stores
+            .replica_sets
+            .state()
+            .into_iter()
+            .filter(|rs| rs.namespace().as_deref() == Some(ns))
+            .map(|rs| (*rs).clone())
+            .collect();
+        let now = jiff::Timestamp::now().to_string();
+        let plan = deployment::reconcile(&d, &rss, &now);
+        let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
+        let pp = PatchParams::default();
+        let mut rs_writes = Vec::new();
+        if let Some(rs) = &plan.create_rs {
+            tracing::info!(namespace = %ns, deployment = %name, replicaset = ?rs.metadata.name, "create replicaset");
+            rs_writes.push(stored(ns, "create replicaset", rs_api.create(&PostParams::default(), rs).await));
+        }
+        for (rs, replicas) in &plan.scale {
+            tracing::info!(namespace = %ns, deployment = %name, replicaset = %rs, replicas, "scale replicaset");
+            let patch = json!({"spec": {"replicas": replicas}});
+            rs_writes.push(stored(ns, "scale replicaset", rs_api.patch(rs, &pp, &Patch::Merge(&patch)).await));
+        }
+        if let Some((rs, revision)) = &plan.update_revision {
+            let patch = json!({"metadata": {"annotations": {deployment::ANNOTATION_REVISION: revision}}});
+            rs_writes.push(stored(ns, "replicaset revision", rs_api.patch(rs, &pp, &Patch::Merge(&patch)).await));
+        }
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+        let mut own_writes = Vec::new();
+        if let Some(revision) = &plan.revision
+            && d.annotations().get(deployment::ANNOTATION_REVISION) != Some(revision)
+        {
+            let patch = json!({"metadata": {"annotations": {deployment::ANNOTATION_REVISION: revision}}});
+            own_writes.push(stored(ns, "deployment revision", api.patch(name, &pp, &Patch::Merge(&patch)).await));
+        }
+        let mut status = plan.status;
+        status.observed_generation = d.metadata.generation;
+        if d.status.as_ref() != Some(&status) {
+            own_writes.push(stored(
+                ns,
+                "deployment status",
+                patch_status(&api, name, d.status.as_ref(), &status).await,
+            ));
+        }
+        self.finish(ns, &rs_writes, &self.stores.replica_sets).await
+            & self.finish(ns, &own_writes, &self.stores.deployments).await
+    }
+
+    /// Creates and deletes pods; `pods` is the view the plan was made from (for UIDs).
+    async fn write_pods(&self, ns: &str, pods: &[Pod], create: &[Pod], delete: &[String]) -> Vec<Write> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let mut writes = Vec::new();
+        for name in delete {
+            let uid = pods.iter().find(|p| p.metadata.name.as_deref() == Some(name.as_str())).and_then(|p| p.uid());
+            writes.push(deleted(ns, "delete pod", name, api.delete(name, &delete_params(uid)).await.map(|_| ())));
+        }
+        for pod in create {
+            writes.push(stored(ns, "create pod", api.create(&PostParams::default(), pod).await));
+        }
+        writes
+    }
+
+    /// Whether all writes succeeded and the reflector shows them.
+    async fn finish<K>(&self, ns: &str, writes: &[Write], store: &Store<K>) -> bool
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        let ok = writes.iter().all(|w| !matches!(w, Write::Retry));
+        wait_for_writes(store, ns, writes).await && ok
+    }
+}
+
+/// Merge-patches the status subresource to `status`; top-level fields the current status has and
+/// the new one lacks are sent as `null`, so they are cleared rather than kept.
+async fn patch_status<K, S>(api: &Api<K>, name: &str, current: Option<&S>, status: &S) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    S: serde::Serialize,
+{
+    let mut body = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
+    if let (Some(serde_json::Value::Object(cur)), serde_json::Value::Object(new)) =
+        (current.and_then(|c| serde_json::to_value(c).ok()), &mut body)
+    {
+        for k in cur.keys() {
+            new.entry(k.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    let patch = json!({ "status": body });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await
+}
+
+fn delete_params(uid: Option<String>) -> DeleteParams {
+    DeleteParams {
+        preconditions: uid.map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
+        ..DeleteParams::default()
+    }
+}
+
+fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+fn stored<K: Resource>(ns: &str, what: &str, r: Result<K, kube::Error>) -> Write {
+    match r {
+        Ok(o) => {
+            let meta = o.meta();
+            tracing::debug!(namespace = %ns, name = ?meta.name, "{what}");
+            Write::Stored(meta.name.clone().unwrap_or_default(), meta.resource_version.clone().unwrap_or_default())
+        }
+        Err(e) => {
+            match api_code(&e) {
+                Some(404 | 409) => tracing::debug!(namespace = %ns, error = %e, "{what}: stale view; requeued"),
+                _ => tracing::warn!(namespace = %ns, error = %e, "{what} failed; requeued"),
+            }
+            Write::Retry
+        }
+    }
+}
+
+fn deleted(ns: &str, what: &str, name: &str, r: Result<(), kube::Error>) -> Write {
+    match r {
+        Ok(_) => Write::Gone(name.to_string()),
+        Err(e) if api_code(&e) == Some(404) => Write::Gone(name.to_string()),
+        Err(e) => {
+            match api_code(&e) {
+                Some(409) => tracing::debug!(namespace = %ns, name, error = %e, "{what}: stale view; requeued"),
+                _ => tracing::warn!(namespace = %ns, name, error = %e, "{what} failed; requeued"),
+            }
+            Write::Retry
+        }
+    }
+}
+
+/// Waits until the reflector shows the worker's own writes; false on timeout.
+async fn wait_for_writes<K>(store: &Store<K>, ns: &str, writes: &[Write]) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    if writes.iter().all(|w| matches!(w, Write::Retry)) {
+        return true;
+    }
+    let deadline = Instant::now() + OWN_WRITES_TIMEOUT;
+    loop {
+        let seen = writes.iter().all(|w| match w {
+            Write::Retry => true,
+            Write::Stored(name, rv) => store
+                .get(&reflector::ObjectRef::new(name).within(ns))
+                .is_some_and(|o| at_least(o.meta().resource_version.as_deref(), rv)),
+            Write::Gone(name) => store.get(&reflector::ObjectRef::new(name).within(ns)).is_none(),
+        });
+        if seen {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(namespace = %ns, "reflector did not show our writes in time; requeued");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether resource version `seen` is `wanted` or newer (numeric when both parse, else equal).
+fn at_least(seen: Option<&str>, wanted: &str) -> bool {
+    let Some(seen) = seen else { return false };
+    match (seen.parse::<u64>(), wanted.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a >= b,
+        _ => seen == wanted,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
