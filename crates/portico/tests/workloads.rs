@@ -33,6 +33,11 @@ where
     }
 }
 
+/// Trims every line and collapses its runs of whitespace, so `describe` lines can be matched.
+fn squash(s: &str) -> String {
+    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+}
+
 fn is_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
@@ -146,6 +151,24 @@ async fn deployment_creates_scales_and_rolls() {
     assert_eq!((st.replicas, st.ready_replicas, st.available_replicas), (Some(3), Some(3), Some(3)));
     assert_eq!(st.observed_generation, d.metadata.generation);
 
+    // Events as kube-controller-manager records them, shown by `kubectl describe`.
+    let rs_name = rs.name_any();
+    let scaled_up = "Normal ScalingReplicaSet";
+    let scaled_up_msg = format!("deployment-controller Scaled up replica set {rs_name} from 0 to 3");
+    until("a ScalingReplicaSet event in describe deployment", || async {
+        let out = squash(&server.kubectl_ok(&["describe", "deployment", "x"]));
+        let found = out.lines().any(|l| l.starts_with(scaled_up) && l.ends_with(&scaled_up_msg));
+        if found { Ok(()) } else { Err(out) }
+    })
+    .await;
+    let created_msg = format!("replicaset-controller Created pod: {rs_name}-");
+    until("SuccessfulCreate events in describe rs", || async {
+        let out = squash(&server.kubectl_ok(&["describe", "rs", &rs_name]));
+        let n = out.lines().filter(|l| l.starts_with("Normal SuccessfulCreate") && l.contains(&created_msg)).count();
+        if n == 3 { Ok(()) } else { Err(out) }
+    })
+    .await;
+
     // Scale to 5.
     server.kubectl_ok(&["scale", "deployment", "x", "--replicas=5"]);
     until("5 pods", || async {
@@ -155,6 +178,9 @@ async fn deployment_creates_scales_and_rolls() {
     .await;
     drive_rollout(&server, &pods).await;
     assert_eq!(live_pods(&pods, "app=x").await.len(), 5);
+    let scaled_to_5 = format!("Scaled up replica set {rs_name} from 3 to 5");
+    let described = server.kubectl_ok(&["describe", "deployment", "x"]);
+    assert!(described.contains(&scaled_to_5), "describe deployment lacks {scaled_to_5:?}:\n{described}");
 
     // A new image rolls to a new ReplicaSet; the old one ends at 0.
     server.kubectl_ok(&["set", "image", "deployment/x", "web=nginx:1.26"]);
@@ -231,4 +257,13 @@ async fn statefulset_creates_pods_in_order() {
     })
     .await;
     server.kubectl_ok(&["rollout", "status", "statefulset/web", "--timeout=30s"]);
+    until("SuccessfulCreate events in describe statefulset", || async {
+        let out = squash(&server.kubectl_ok(&["describe", "statefulset", "web"]));
+        let want = |pod: &str| format!("statefulset-controller create Pod {pod} in StatefulSet web successful");
+        let found = ["web-0", "web-1"]
+            .iter()
+            .all(|p| out.lines().any(|l| l.starts_with("Normal SuccessfulCreate") && l.ends_with(&want(p))));
+        if found { Ok(()) } else { Err(out) }
+    })
+    .await;
 }

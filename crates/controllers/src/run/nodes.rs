@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Pod, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -373,29 +372,10 @@ impl Worker {
         if self.reported.get(&uid).map(String::as_str) == Some(message) {
             return;
         }
-        let ns = object.namespace.clone().unwrap_or_else(|| "default".to_owned());
-        let now = jiff::Timestamp::now();
-        let name = format!("{}.{:x}", object.name.as_deref().unwrap_or("object"), now.as_nanosecond());
-        let event = Event {
-            metadata: ObjectMeta { name: Some(name), namespace: Some(ns.clone()), ..Default::default() },
-            involved_object: object,
-            reason: Some(reason.to_owned()),
-            message: Some(message.to_owned()),
-            type_: Some("Warning".to_owned()),
-            count: Some(1),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            source: Some(EventSource { component: Some(component.to_owned()), host: None }),
-            reporting_component: Some(component.to_owned()),
-            ..Default::default()
-        };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-        match api.create(&PostParams::default(), &event).await {
-            Ok(_) => {
-                tracing::info!(namespace = %ns, reason, message, "event");
-                self.reported.insert(uid, message.to_owned());
-            }
-            Err(e) => tracing::warn!(namespace = %ns, reason, error = %e, "writing event failed"),
+        let ns = object.namespace.clone().unwrap_or_default();
+        if super::record_event(&self.client, object, "Warning", reason, message, component).await {
+            tracing::info!(namespace = %ns, reason, message, "event");
+            self.reported.insert(uid, message.to_owned());
         }
     }
 }

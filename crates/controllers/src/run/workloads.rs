@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -24,6 +24,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::record_event;
 use crate::workloads::{deployment, replicaset, statefulset};
 
 /// Wait after an event before reconciling, so bursts collapse into one pass.
@@ -32,6 +33,10 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 const RETRY: Duration = Duration::from_millis(500);
 /// How long to wait for the reflectors to show the worker's own writes.
 const OWN_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+/// `source.component` of the events each controller records (as kube-controller-manager names them).
+const REPLICASET_CONTROLLER: &str = "replicaset-controller";
+const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
+const STATEFULSET_CONTROLLER: &str = "statefulset-controller";
 
 /// The kinds of controller objects reconciled here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -230,7 +235,8 @@ impl Worker {
         if !plan.create.is_empty() || !plan.delete.is_empty() {
             tracing::info!(namespace = %ns, replicaset = %name, create = plan.create.len(), delete = plan.delete.len(), "replicaset pods");
         }
-        let pod_writes = self.write_pods(ns, &pods, &plan.create, &plan.delete).await;
+        let pod_writes =
+            self.write_pods(ns, &pods, &plan.create, &plan.delete, Kind::ReplicaSet, rs.object_ref(&())).await;
         let mut own_writes = Vec::new();
         let mut status = plan.status;
         status.observed_generation = rs.metadata.generation;
@@ -259,7 +265,8 @@ impl Worker {
         if !plan.create.is_empty() || !plan.delete.is_empty() {
             tracing::info!(namespace = %ns, statefulset = %name, create = plan.create.len(), delete = plan.delete.len(), "statefulset pods");
         }
-        let pod_writes = self.write_pods(ns, &pods, &plan.create, &plan.delete).await;
+        let pod_writes =
+            self.write_pods(ns, &pods, &plan.create, &plan.delete, Kind::StatefulSet, set.object_ref(&())).await;
         let mut own_writes = Vec::new();
         let mut status = plan.status;
         status.observed_generation = set.metadata.generation;
@@ -295,14 +302,35 @@ impl Worker {
         let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
         let pp = PatchParams::default();
         let mut rs_writes = Vec::new();
+        let involved = d.object_ref(&());
         if let Some(rs) = &plan.create_rs {
             tracing::info!(namespace = %ns, deployment = %name, replicaset = ?rs.metadata.name, "create replicaset");
-            rs_writes.push(stored(ns, "create replicaset", rs_api.create(&PostParams::default(), rs).await));
+            let created = rs_api.create(&PostParams::default(), rs).await;
+            let replicas = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            if let Ok(created) = &created
+                && replicas > 0
+            {
+                let message = format!("Scaled up replica set {} from 0 to {replicas}", created.name_any());
+                self.event(involved.clone(), "ScalingReplicaSet", &message, DEPLOYMENT_CONTROLLER).await;
+            }
+            rs_writes.push(stored(ns, "create replicaset", created));
         }
         for (rs, replicas) in &plan.scale {
             tracing::info!(namespace = %ns, deployment = %name, replicaset = %rs, replicas, "scale replicaset");
+            let old = rss
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(rs.as_str()))
+                .and_then(|r| r.spec.as_ref())
+                .and_then(|s| s.replicas)
+                .unwrap_or(1);
             let patch = json!({"spec": {"replicas": replicas}});
-            rs_writes.push(stored(ns, "scale replicaset", rs_api.patch(rs, &pp, &Patch::Merge(&patch)).await));
+            let scaled = rs_api.patch(rs, &pp, &Patch::Merge(&patch)).await;
+            if scaled.is_ok() && old != *replicas {
+                let direction = if *replicas > old { "up" } else { "down" };
+                let message = format!("Scaled {direction} replica set {rs} from {old} to {replicas}");
+                self.event(involved.clone(), "ScalingReplicaSet", &message, DEPLOYMENT_CONTROLLER).await;
+            }
+            rs_writes.push(stored(ns, "scale replicaset", scaled));
         }
         if let Some((rs, revision)) = &plan.update_revision {
             let patch = json!({"metadata": {"annotations": {deployment::ANNOTATION_REVISION: revision}}});
@@ -329,18 +357,55 @@ impl Worker {
             & self.finish(ns, &own_writes, &self.stores.deployments).await
     }
 
-    /// Creates and deletes pods; `pods` is the view the plan was made from (for UIDs).
-    async fn write_pods(&self, ns: &str, pods: &[Pod], create: &[Pod], delete: &[String]) -> Vec<Write> {
+    /// Creates and deletes pods; `pods` is the view the plan was made from (for UIDs). Each
+    /// successful create and delete is recorded as an event on `owner` (a ReplicaSet or a
+    /// StatefulSet, as `kind` says), worded as kube-controller-manager words it.
+    async fn write_pods(
+        &self,
+        ns: &str,
+        pods: &[Pod],
+        create: &[Pod],
+        delete: &[String],
+        kind: Kind,
+        owner: ObjectReference,
+    ) -> Vec<Write> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let set = owner.name.clone().unwrap_or_default();
         let mut writes = Vec::new();
         for name in delete {
             let uid = pods.iter().find(|p| p.metadata.name.as_deref() == Some(name.as_str())).and_then(|p| p.uid());
-            writes.push(deleted(ns, "delete pod", name, api.delete(name, &delete_params(uid)).await.map(|_| ())));
+            let result = api.delete(name, &delete_params(uid)).await.map(|_| ());
+            if result.is_ok() {
+                let (message, component) = match kind {
+                    Kind::StatefulSet => {
+                        (format!("delete Pod {name} in StatefulSet {set} successful"), STATEFULSET_CONTROLLER)
+                    }
+                    _ => (format!("Deleted pod: {name}"), REPLICASET_CONTROLLER),
+                };
+                self.event(owner.clone(), "SuccessfulDelete", &message, component).await;
+            }
+            writes.push(deleted(ns, "delete pod", name, result));
         }
         for pod in create {
-            writes.push(stored(ns, "create pod", api.create(&PostParams::default(), pod).await));
+            let result = api.create(&PostParams::default(), pod).await;
+            if let Ok(created) = &result {
+                let name = created.name_any();
+                let (message, component) = match kind {
+                    Kind::StatefulSet => {
+                        (format!("create Pod {name} in StatefulSet {set} successful"), STATEFULSET_CONTROLLER)
+                    }
+                    _ => (format!("Created pod: {name}"), REPLICASET_CONTROLLER),
+                };
+                self.event(owner.clone(), "SuccessfulCreate", &message, component).await;
+            }
+            writes.push(stored(ns, "create pod", result));
         }
         writes
+    }
+
+    /// Records a Normal event about `involved` (best effort).
+    async fn event(&self, involved: ObjectReference, reason: &str, message: &str, component: &str) {
+        record_event(&self.client, involved, "Normal", reason, message, component).await;
     }
 
     /// Whether all writes succeeded and the reflector shows them.
