@@ -6,6 +6,7 @@
 //! function), `feed` (watches → zone), `server` (sockets, cache, forwarder, metrics, health).
 
 pub mod feed;
+pub mod publish;
 pub mod server;
 pub mod wire;
 pub mod zone;

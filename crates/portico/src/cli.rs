@@ -1,5 +1,6 @@
 //! Command-line interface: configuration parsing and the subcommands.
 
+use crate::dns_args::{DnsArgs, UpDnsArgs};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,12 +18,23 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run everything on this machine with the embedded store (today: the API server).
-    Up(ServerArgs),
-    /// Run the API server alone.
+    /// Run everything on this machine with the embedded store: the API server, the
+    /// controllers and the cluster DNS.
+    Up(UpArgs),
+    /// Run the API server (with the controllers) alone.
     Server(ServerArgs),
+    /// Run the cluster DNS against a Kubernetes API (Portico's or any cluster's).
+    Dns(DnsArgs),
     /// Print the version the API server reports.
     Version,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub dns: UpDnsArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -95,23 +107,38 @@ impl ServerArgs {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Up(args) | Command::Server(args) => {
-                let running = apiserver::start(args.config()?).await?;
-                let client = controller_client(&running.kubeconfig).await?;
-                let opts = controllers::run::Options { max_endpoints_per_slice: args.max_endpoints_per_slice };
-                tokio::spawn(controllers::run::run_service_endpoints(client.clone(), opts));
-                tokio::spawn(controllers::run::workloads::run_workloads(client.clone()));
-                let node_opts = controllers::run::nodes::NodeOptions {
-                    cluster_cidr: args.cluster_cidr.clone(),
-                    node_monitor_grace: Duration::from_secs(args.node_monitor_grace_period_seconds),
-                    lb_pool: args.loadbalancer_ip_pool.clone(),
+            Command::Up(args) => {
+                let running = start_server(&args.server).await?;
+                let dns = match args.dns.no_dns {
+                    true => None,
+                    false => Some(start_dns(&args.dns, &args.server, &running).await?),
                 };
-                tokio::spawn(controllers::run::nodes::run_nodes(client, node_opts));
-                println!("Portico API server on https://{}", running.addr);
-                println!("kubectl --kubeconfig {} get namespaces", running.kubeconfig.display());
+                wait_for_shutdown().await;
+                tracing::info!("shutting down");
+                if let Some(dns) = dns {
+                    dns.shutdown();
+                }
+                running.shutdown();
+                Ok(())
+            }
+            Command::Server(args) => {
+                let running = start_server(&args).await?;
                 wait_for_shutdown().await;
                 tracing::info!("shutting down");
                 running.shutdown();
+                Ok(())
+            }
+            Command::Dns(args) => {
+                let config = args.config()?;
+                let client = match &args.kubeconfig {
+                    Some(path) => client_from(path).await?,
+                    None => kube::Client::try_default().await?,
+                };
+                let dns = dns::start(client, config).await?;
+                println!("Portico DNS on {} (UDP and TCP)", dns.addr);
+                wait_for_shutdown().await;
+                tracing::info!("shutting down");
+                dns.shutdown();
                 Ok(())
             }
             Command::Version => {
@@ -122,8 +149,58 @@ impl Cli {
     }
 }
 
-/// A kube-rs client for the controllers, from the kubeconfig the API server just wrote.
-async fn controller_client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
+/// The API server and the controllers, as `portico server` runs them.
+async fn start_server(args: &ServerArgs) -> anyhow::Result<apiserver::Running> {
+    let running = apiserver::start(args.config()?).await?;
+    let client = client_from(&running.kubeconfig).await?;
+    let opts = controllers::run::Options { max_endpoints_per_slice: args.max_endpoints_per_slice };
+    tokio::spawn(controllers::run::run_service_endpoints(client.clone(), opts));
+    tokio::spawn(controllers::run::workloads::run_workloads(client.clone()));
+    let node_opts = controllers::run::nodes::NodeOptions {
+        cluster_cidr: args.cluster_cidr.clone(),
+        node_monitor_grace: Duration::from_secs(args.node_monitor_grace_period_seconds),
+        lb_pool: args.loadbalancer_ip_pool.clone(),
+    };
+    tokio::spawn(controllers::run::nodes::run_nodes(client, node_opts));
+    println!("Portico API server on https://{}", running.addr);
+    println!("kubectl --kubeconfig {} get namespaces", running.kubeconfig.display());
+    Ok(running)
+}
+
+/// The cluster DNS of `portico up`, behind the kube-dns Service at the tenth address of the
+/// service range (10.96.0.10 by default), as kubeadm sets it up.
+async fn start_dns(
+    args: &UpDnsArgs,
+    server: &ServerArgs,
+    running: &apiserver::Running,
+) -> anyhow::Result<dns::Running> {
+    let dns_args = args.to_dns_args(running.kubeconfig.clone());
+    let config = dns_args.config()?;
+    let client = client_from(&running.kubeconfig).await?;
+    let dns = dns::start(client.clone(), config.clone()).await.map_err(|e| {
+        anyhow::anyhow!("{e} (choose another address with --dns-listen, or run without DNS with --no-dns)")
+    })?;
+    let cidrs = apiserver::services::ServiceNetworkConfig::parse_cidrs(&server.service_cluster_ip_range)
+        .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
+    let cluster_ip = nth_address(cidrs[0].network(), 10);
+    let endpoint = server.advertise_address.filter(|_| dns.addr.ip().is_unspecified()).or(Some(dns.addr.ip()));
+    let metrics_port = config.metrics.map(|m| m.port());
+    if let Err(e) = dns::publish::ensure_dns_service(&client, cluster_ip, endpoint, dns.addr.port(), metrics_port).await {
+        tracing::warn!(error = %e, "could not write the kube-dns Service");
+    }
+    println!("Portico DNS on {} (kube-dns Service {cluster_ip})", dns.addr);
+    Ok(dns)
+}
+
+fn nth_address(network: std::net::IpAddr, n: u32) -> std::net::IpAddr {
+    match network {
+        std::net::IpAddr::V4(v4) => std::net::IpAddr::V4((u32::from(v4).wrapping_add(n)).into()),
+        std::net::IpAddr::V6(v6) => std::net::IpAddr::V6((u128::from(v6).wrapping_add(n as u128)).into()),
+    }
+}
+
+/// A kube-rs client from a kubeconfig file.
+async fn client_from(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     Ok(kube::Client::try_from(config)?)

@@ -1,6 +1,7 @@
 //! `portico`: Kubernetes Services in one binary.
 
 mod cli;
+mod dns_args;
 
 use clap::Parser;
 
