@@ -35,7 +35,9 @@ pub async fn ensure_dns_service(
         "spec": {"clusterIP": cluster_ip.to_string(), "ports": ports}
     });
     let params = PatchParams::apply(MANAGER).force();
-    Api::<Service>::namespaced(client.clone(), "kube-system").patch("kube-dns", &params, &Patch::Apply(&service)).await?;
+    Api::<Service>::namespaced(client.clone(), "kube-system")
+        .patch("kube-dns", &params, &Patch::Apply(&service))
+        .await?;
     let Some(ip) = endpoint.filter(|ip| !ip.is_loopback() && !ip.is_unspecified()) else {
         tracing::info!("DNS listens on no routable address; the kube-dns Service gets no endpoints");
         return Ok(());

@@ -185,7 +185,8 @@ async fn start_dns(
     let cluster_ip = nth_address(cidrs[0].network(), 10);
     let endpoint = server.advertise_address.filter(|_| dns.addr.ip().is_unspecified()).or(Some(dns.addr.ip()));
     let metrics_port = config.metrics.map(|m| m.port());
-    if let Err(e) = dns::publish::ensure_dns_service(&client, cluster_ip, endpoint, dns.addr.port(), metrics_port).await {
+    if let Err(e) = dns::publish::ensure_dns_service(&client, cluster_ip, endpoint, dns.addr.port(), metrics_port).await
+    {
         tracing::warn!(error = %e, "could not write the kube-dns Service");
     }
     println!("Portico DNS on {} (kube-dns Service {cluster_ip})", dns.addr);

@@ -161,7 +161,8 @@ async fn answers_follow_the_specification_over_udp_and_tcp() {
     let dual = lab.cluster_ips("dual");
     assert_eq!(dual.len(), 2, "dual-stack Service has two cluster IPs: {dual:?}");
     let (dual4, dual6) = (dual[0].clone(), dual[1].clone());
-    let dns_ip = lab.server.kubectl_ok(&["get", "svc", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]);
+    let dns_ip =
+        lab.server.kubectl_ok(&["get", "svc", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]);
     let addr = lab.dns.addr;
     // The pod-driven endpoint arrives through the EndpointSlice controller.
     assert!(
@@ -179,7 +180,11 @@ async fn answers_follow_the_specification_over_udp_and_tcp() {
         ("Web.SHOP.svc.Cluster.Local", rtype::A, ok(&[&format!("Web.SHOP.svc.Cluster.Local. 5 IN A {web}")], &[])),
         ("web.shop.svc.cluster.local", rtype::AAAA, negative("NOERROR")),
         ("dual.shop.svc.cluster.local", rtype::A, ok(&[&format!("dual.shop.svc.cluster.local. 5 IN A {dual4}")], &[])),
-        ("dual.shop.svc.cluster.local", rtype::AAAA, ok(&[&format!("dual.shop.svc.cluster.local. 5 IN AAAA {dual6}")], &[])),
+        (
+            "dual.shop.svc.cluster.local",
+            rtype::AAAA,
+            ok(&[&format!("dual.shop.svc.cluster.local. 5 IN AAAA {dual6}")], &[]),
+        ),
         (
             "_http._tcp.web.shop.svc.cluster.local",
             rtype::SRV,
@@ -224,7 +229,13 @@ async fn answers_follow_the_specification_over_udp_and_tcp() {
         (
             "db-0.db.shop.svc.cluster.local",
             rtype::A,
-            ok(&["db-0.db.shop.svc.cluster.local. 5 IN A 10.244.1.10", "db-0.db.shop.svc.cluster.local. 5 IN A 10.244.1.20"], &[]),
+            ok(
+                &[
+                    "db-0.db.shop.svc.cluster.local. 5 IN A 10.244.1.10",
+                    "db-0.db.shop.svc.cluster.local. 5 IN A 10.244.1.20",
+                ],
+                &[],
+            ),
         ),
         ("db-2.db.shop.svc.cluster.local", rtype::A, negative("NXDOMAIN")),
         (
@@ -253,23 +264,40 @@ async fn answers_follow_the_specification_over_udp_and_tcp() {
         ("shop.svc.cluster.local", rtype::A, negative("NOERROR")),
         ("svc.cluster.local", rtype::A, negative("NOERROR")),
         ("nosuch.svc.cluster.local", rtype::A, negative("NXDOMAIN")),
-        ("ext.shop.svc.cluster.local", rtype::CNAME, ok(&["ext.shop.svc.cluster.local. 5 IN CNAME www.example.test."], &[])),
+        (
+            "ext.shop.svc.cluster.local",
+            rtype::CNAME,
+            ok(&["ext.shop.svc.cluster.local. 5 IN CNAME www.example.test."], &[]),
+        ),
         (
             "ext.shop.svc.cluster.local",
             rtype::A,
-            ok(&["ext.shop.svc.cluster.local. 5 IN CNAME www.example.test.", "www.example.test. 300 IN A 192.0.2.80"], &[]),
+            ok(
+                &["ext.shop.svc.cluster.local. 5 IN CNAME www.example.test.", "www.example.test. 300 IN A 192.0.2.80"],
+                &[],
+            ),
         ),
         (
             "ext.shop.svc.cluster.local",
             rtype::AAAA,
-            ok(&["ext.shop.svc.cluster.local. 5 IN CNAME www.example.test.", "www.example.test. 300 IN AAAA 2001:db8::80"], &[]),
+            ok(
+                &[
+                    "ext.shop.svc.cluster.local. 5 IN CNAME www.example.test.",
+                    "www.example.test. 300 IN AAAA 2001:db8::80",
+                ],
+                &[],
+            ),
         ),
         (
             "alias.shop.svc.cluster.local",
             rtype::A,
             ok(&["alias.shop.svc.cluster.local. 5 IN CNAME web.shop.svc.cluster.local.", &web_a], &[]),
         ),
-        ("10-244-0-5.shop.pod.cluster.local", rtype::A, ok(&["10-244-0-5.shop.pod.cluster.local. 5 IN A 10.244.0.5"], &[])),
+        (
+            "10-244-0-5.shop.pod.cluster.local",
+            rtype::A,
+            ok(&["10-244-0-5.shop.pod.cluster.local. 5 IN A 10.244.0.5"], &[]),
+        ),
         ("dns-version.cluster.local", rtype::TXT, ok(&["dns-version.cluster.local. 28800 IN TXT \"1.1.0\""], &[])),
         (
             "cluster.local",
@@ -280,21 +308,13 @@ async fn answers_follow_the_specification_over_udp_and_tcp() {
             ),
         ),
         ("cluster.local", rtype::SOA, Summary { authority: vec![], answer: s(&[SOA]), ..ok(&[], &[]) }),
-        (
-            &web_ptr,
-            rtype::PTR,
-            ok(&[&format!("{web_ptr} 5 IN PTR web.shop.svc.cluster.local.")], &[]),
-        ),
+        (&web_ptr, rtype::PTR, ok(&[&format!("{web_ptr} 5 IN PTR web.shop.svc.cluster.local.")], &[])),
         (
             "11.1.244.10.in-addr.arpa",
             rtype::PTR,
             ok(&["11.1.244.10.in-addr.arpa. 5 IN PTR db-1.db.shop.svc.cluster.local."], &[]),
         ),
-        (
-            &dual_ptr,
-            rtype::PTR,
-            ok(&[&format!("{dual_ptr} 5 IN PTR dual.shop.svc.cluster.local.")], &[]),
-        ),
+        (&dual_ptr, rtype::PTR, ok(&[&format!("{dual_ptr} 5 IN PTR dual.shop.svc.cluster.local.")], &[])),
         // Outside the cluster: the upstream's answer, not authoritative here.
         ("www.example.test", rtype::A, Summary { aa: true, ..ok(&["www.example.test. 300 IN A 192.0.2.80"], &[]) }),
         (
@@ -344,7 +364,8 @@ async fn changes_reach_answers_within_100_ms() {
     }
     // A new Service, too.
     let services: Api<Service> = Api::namespaced(client, "shop");
-    let svc = serde_json::from_value(json!({"metadata": {"name": "fresh"}, "spec": {"ports": [{"port": 80}]}})).unwrap();
+    let svc =
+        serde_json::from_value(json!({"metadata": {"name": "fresh"}, "spec": {"ports": [{"port": 80}]}})).unwrap();
     let start = Instant::now();
     services.create(&PostParams::default(), &svc).await.unwrap();
     while ask(addr, "fresh.shop.svc.cluster.local", rtype::A, false).answers.is_empty() {
@@ -367,7 +388,11 @@ async fn forwarding_caches_and_retries_truncated_answers_over_tcp() {
         assert_eq!(ask(addr, "www.example.test", rtype::AAAA, false).answers.len(), 1);
     }
     let after = lab.upstream.queries.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(after - before <= 2, "five identical queries reached the upstream {} times (cache + one loop probe)", after - before);
+    assert!(
+        after - before <= 2,
+        "five identical queries reached the upstream {} times (cache + one loop probe)",
+        after - before
+    );
 
     // 2 KB of TXT: the upstream truncates over UDP, Portico retries over TCP and caches the
     // whole answer; a classic 512-byte UDP client gets TC, a TCP client the records.
@@ -453,7 +478,18 @@ async fn an_upstream_that_is_this_server_is_not_used() {
     let me: SocketAddr = ([127, 0, 0, 1], port).into();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
         .args(["dns", "--kubeconfig", server.kubeconfig().to_str().unwrap()])
-        .args(["--listen", &me.to_string(), "--upstream", &me.to_string(), "--health", "", "--ready", "", "--metrics", ""])
+        .args([
+            "--listen",
+            &me.to_string(),
+            "--upstream",
+            &me.to_string(),
+            "--health",
+            "",
+            "--ready",
+            "",
+            "--metrics",
+            "",
+        ])
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -500,7 +536,13 @@ async fn a_forwarding_loop_between_two_servers_is_detected() {
     }
     let _children = Kill(vec![spawn(a, b, ha, "dns-a.log"), spawn(b, a, hb, "dns-b.log")]);
     for addr in [a, b] {
-        assert!(eventually(Duration::from_secs(20), || common::dns::try_ask(addr, "dns-version.cluster.local", rtype::TXT, false).is_some()));
+        assert!(eventually(Duration::from_secs(20), || common::dns::try_ask(
+            addr,
+            "dns-version.cluster.local",
+            rtype::TXT,
+            false
+        )
+        .is_some()));
     }
     let start = Instant::now();
     let m = ask(a, "www.example.test", rtype::A, false);
@@ -510,7 +552,9 @@ async fn a_forwarding_loop_between_two_servers_is_detected() {
         http_get(h, "/metrics")
             .1
             .lines()
-            .find_map(|l| l.strip_prefix("portico_dns_forward_loops_detected_total ").map(|v| v.trim().parse::<u64>().unwrap()))
+            .find_map(|l| {
+                l.strip_prefix("portico_dns_forward_loops_detected_total ").map(|v| v.trim().parse::<u64>().unwrap())
+            })
             .unwrap()
     };
     assert!(eventually(Duration::from_secs(5), || loops(ha) + loops(hb) >= 1), "a loop was detected");

@@ -40,9 +40,9 @@ fn upstream_records(name: &Name, qtype: u16) -> Option<Vec<Record>> {
         ("www.example.test.", rtype::A) => Some(vec![rec(RecordData::A("192.0.2.80".parse().unwrap()))]),
         ("www.example.test.", rtype::AAAA) => Some(vec![rec(RecordData::Aaaa("2001:db8::80".parse().unwrap()))]),
         ("www.example.test.", _) => Some(vec![]),
-        ("big.example.test.", rtype::TXT) => {
-            Some(vec![rec(RecordData::Txt((0..20).map(|i| format!("{i:02}{}", "x".repeat(98)).into_bytes()).collect()))])
-        }
+        ("big.example.test.", rtype::TXT) => Some(vec![rec(RecordData::Txt(
+            (0..20).map(|i| format!("{i:02}{}", "x".repeat(98)).into_bytes()).collect(),
+        ))]),
         _ => None,
     }
 }

@@ -17,6 +17,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub extra_args: Vec<String>,
+    /// `server`, or `up` for the all-in-one process.
+    pub subcommand: &'static str,
     starts: u32,
 }
 
@@ -31,6 +33,10 @@ impl Server {
     }
 
     pub fn start_with(extra: &[&str]) -> Server {
+        Self::start_command("server", extra)
+    }
+
+    pub fn start_command(subcommand: &'static str, extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut s = Server {
             child: None,
@@ -38,6 +44,7 @@ impl Server {
             data_dir: tmp.path().to_path_buf(),
             _tmp: Some(tmp),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            subcommand,
             starts: 0,
         };
         s.spawn();
@@ -50,7 +57,7 @@ impl Server {
         self.starts += 1;
         let log = std::fs::File::create(self.data_dir.join(format!("server-{}.log", self.starts))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_portico"))
-            .arg("server")
+            .arg(self.subcommand)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--bind")
