@@ -353,8 +353,8 @@ pub enum Section {
 /// `Truncate` does, which CoreDNS uses: a dropped additional record does not).
 pub struct ResponseBuilder {
     buf: Vec<u8>,
-    /// (lowercased suffix in wire form, offset) of every name written.
-    names: Vec<(Vec<u8>, u16)>,
+    /// Offsets of every label written literally: each starts a suffix later names may point at.
+    names: Vec<u16>,
     counts: [u16; 3],
     limit: usize,
     edns: Option<Edns>,
@@ -492,43 +492,74 @@ impl ResponseBuilder {
 
     fn write_name(&mut self, name: &Name, compress: bool) {
         let wire = name.wire();
-        // Offsets of each label (each suffix) within `wire`, the root excluded.
-        let mut starts = Vec::with_capacity(8);
+        // Where each label (each suffix) starts within `wire`, the root excluded; a name has
+        // at most 127 labels and 255 bytes.
+        let mut starts = [0u8; 128];
+        let mut count = 0;
         let mut p = 0;
         while wire[p] != 0 {
-            starts.push(p);
+            starts[count] = p as u8;
+            count += 1;
             p += wire[p] as usize + 1;
         }
         let mut pointer = None;
-        let mut literal_labels = starts.len();
+        let mut literal = count;
         if compress {
-            'outer: for (i, &s) in starts.iter().enumerate() {
-                let suffix = &wire[s..];
-                for (known, off) in &self.names {
-                    if known.len() == suffix.len() && known.eq_ignore_ascii_case(suffix) {
-                        pointer = Some(*off);
-                        literal_labels = i;
+            'outer: for (i, &s) in starts[..count].iter().enumerate() {
+                let suffix = &wire[s as usize..];
+                for &off in &self.names {
+                    if name_at_eq(&self.buf, off as usize, suffix) {
+                        pointer = Some(off);
+                        literal = i;
                         break 'outer;
                     }
                 }
             }
         }
         let base = self.buf.len();
-        for &s in &starts[..literal_labels] {
-            let off = base + s;
+        for &s in &starts[..literal] {
+            let off = base + s as usize;
             if off <= 0x3FFF {
-                self.names.push((wire[s..].to_ascii_lowercase(), off as u16));
+                self.names.push(off as u16);
             }
         }
         match pointer {
             Some(off) => {
-                let end = starts.get(literal_labels).copied().unwrap_or(wire.len() - 1);
+                let end = if literal < count { starts[literal] as usize } else { wire.len() - 1 };
                 self.buf.extend_from_slice(&wire[..end]);
                 self.buf.extend_from_slice(&(0xC000 | off).to_be_bytes());
             }
             None => self.buf.extend_from_slice(wire),
         }
     }
+}
+
+/// Whether the name at `off` in `buf` (following compression pointers) is `suffix`
+/// (uncompressed wire form), ignoring ASCII case.
+fn name_at_eq(buf: &[u8], mut off: usize, suffix: &[u8]) -> bool {
+    let mut i = 0;
+    for _ in 0..256 {
+        let Some(&len) = buf.get(off) else { return false };
+        if len & 0xC0 == 0xC0 {
+            let Some(&low) = buf.get(off + 1) else { return false };
+            off = (((len & 0x3F) as usize) << 8) | low as usize;
+            continue;
+        }
+        if suffix.get(i) != Some(&len) {
+            return false;
+        }
+        if len == 0 {
+            return true;
+        }
+        let l = len as usize;
+        match (buf.get(off + 1..off + 1 + l), suffix.get(i + 1..i + 1 + l)) {
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => {}
+            _ => return false,
+        }
+        off += 1 + l;
+        i += 1 + l;
+    }
+    false
 }
 
 #[cfg(test)]
