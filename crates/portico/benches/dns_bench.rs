@@ -36,7 +36,11 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
 }
 
 struct Proc(Child);
@@ -214,7 +218,16 @@ async fn main() {
         Command::new(env!("CARGO_BIN_EXE_portico"))
             .args(["dns", "--kubeconfig", server.kubeconfig().to_str().unwrap()])
             .args(["--listen", &dns_addr.to_string(), "--upstream", &ub.to_string()])
-            .args(["--udp-sockets", &threads.to_string(), "--health", "", "--ready", "", "--metrics", &http.to_string()])
+            .args([
+                "--udp-sockets",
+                &threads.to_string(),
+                "--health",
+                "",
+                "--ready",
+                "",
+                "--metrics",
+                &http.to_string(),
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -228,8 +241,18 @@ async fn main() {
     let sync = t.elapsed();
     wait_answering(dns_addr);
     let portico_rss = rss_kib(portico.0.id());
-    println!("  portico dns: zone of {} Services / {} endpoints loaded in {:.2} s, RSS {:.1} MiB", want.0, want.1, sync.as_secs_f64(), portico_rss as f64 / 1024.0);
-    println!("  unbound with the same {} names as local-data: RSS {:.1} MiB", services + forwarded, rss_kib(unbound.0.id()) as f64 / 1024.0);
+    println!(
+        "  portico dns: zone of {} Services / {} endpoints loaded in {:.2} s, RSS {:.1} MiB",
+        want.0,
+        want.1,
+        sync.as_secs_f64(),
+        portico_rss as f64 / 1024.0
+    );
+    println!(
+        "  unbound with the same {} names as local-data: RSS {:.1} MiB",
+        services + forwarded,
+        rss_kib(unbound.0.id()) as f64 / 1024.0
+    );
 
     // Warm Portico's cache with one pass over the forwarded names.
     let _ = Command::new("dnsperf")

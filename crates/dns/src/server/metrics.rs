@@ -60,17 +60,16 @@ struct Histogram {
 }
 
 impl Histogram {
+    /// Counts into the first bucket that holds `d` (cumulated when rendered).
     fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let mut bound = 0.00025;
-        for b in &self.buckets {
-            if secs <= bound {
-                b.fetch_add(1, Relaxed);
-            }
-            bound *= 2.0;
+        let nanos = d.as_nanos() as u64;
+        // Bucket i holds up to 250 µs * 2^i.
+        let i = (nanos.saturating_sub(1) / 250_000).checked_ilog2().map_or(0, |l| l as usize + 1);
+        if let Some(b) = self.buckets.get(i) {
+            b.fetch_add(1, Relaxed);
         }
         self.count.fetch_add(1, Relaxed);
-        self.sum_nanos.fetch_add(d.as_nanos() as u64, Relaxed);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
     }
 }
 
@@ -166,12 +165,12 @@ impl Metrics {
                 continue;
             }
             let labels = format!("server=\"{s}\",zone=\".\",view=\"\",type=\"{}\"", type_name(t));
-            let mut bound = 0.00025;
+            let (mut bound, mut cumulative) = (0.00025, 0);
             for b in &h.buckets {
+                cumulative += b.load(Relaxed);
                 let _ = writeln!(
                     out,
-                    "coredns_dns_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
-                    b.load(Relaxed)
+                    "coredns_dns_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
                 );
                 bound *= 2.0;
             }
@@ -285,6 +284,13 @@ mod tests {
         assert!(text.contains("proto=\"tcp\",family=\"2\",type=\"other\"} 1"));
         assert!(text.contains("rcode=\"NXDOMAIN\",plugin=\"kubernetes\"} 1"));
         assert!(text.contains("coredns_dns_request_duration_seconds_bucket{server=\"dns://:53\",zone=\".\",view=\"\",type=\"A\",le=\"0.00025\"} 1"));
+        m.response(Source::Kubernetes, rcode::NOERROR, rtype::A, Duration::from_micros(600));
+        let text = m.render(3, 1, 2);
+        assert!(text.contains("type=\"A\",le=\"0.0005\"} 1"), "{text}");
+        assert!(text.contains("type=\"A\",le=\"0.001\"} 2"), "{text}");
+        assert!(text.contains(
+            "coredns_dns_request_duration_seconds_count{server=\"dns://:53\",zone=\".\",view=\"\",type=\"A\"} 2"
+        ));
         assert!(text.contains("coredns_cache_entries{server=\"dns://:53\",type=\"all\",zones=\".\",view=\"\"} 3"));
         assert!(text.contains("coredns_forward_responses_total{to=\"127.0.0.1:5300\",rcode=\"NOERROR\"} 1"));
         assert!(text.contains("coredns_forward_max_concurrent_rejects_total 0"));

@@ -317,7 +317,7 @@ pub fn patch_cached(buf: &mut [u8], id: u16, age: u32) -> Result<()> {
         let mut cur = Cursor::new(buf);
         let header = Header::read(&mut cur)?;
         for _ in 0..header.qdcount {
-            Name::read(&mut cur)?;
+            Name::skip(&mut cur)?;
             cur.take(4)?;
         }
         (header, cur.pos)
@@ -325,7 +325,7 @@ pub fn patch_cached(buf: &mut [u8], id: u16, age: u32) -> Result<()> {
     let records = header.ancount as u32 + header.nscount as u32 + header.arcount as u32;
     for _ in 0..records {
         let mut cur = Cursor { buf, pos };
-        Name::read(&mut cur)?;
+        Name::skip(&mut cur)?;
         let rtype = cur.u16()?;
         cur.u16()?;
         let ttl_at = cur.pos;
@@ -562,6 +562,70 @@ fn name_at_eq(buf: &[u8], mut off: usize, suffix: &[u8]) -> bool {
     false
 }
 
+/// dig-like presentation: `web.default.svc.cluster.local. 5 IN A 10.96.0.7`.
+impl std::fmt::Display for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = match self.rtype() {
+            rtype::A => "A",
+            rtype::AAAA => "AAAA",
+            rtype::CNAME => "CNAME",
+            rtype::PTR => "PTR",
+            rtype::NS => "NS",
+            rtype::SRV => "SRV",
+            rtype::TXT => "TXT",
+            rtype::SOA => "SOA",
+            rtype::OPT => "OPT",
+            _ => "TYPE",
+        };
+        write!(f, "{} {} IN {} ", self.name, self.ttl, t)?;
+        match &self.data {
+            RecordData::A(ip) => write!(f, "{ip}"),
+            RecordData::Aaaa(ip) => write!(f, "{ip}"),
+            RecordData::Cname(n) | RecordData::Ptr(n) | RecordData::Ns(n) => write!(f, "{n}"),
+            RecordData::Srv { priority, weight, port, target } => write!(f, "{priority} {weight} {port} {target}"),
+            RecordData::Txt(strings) => {
+                let quoted: Vec<String> = strings.iter().map(|s| format!("{:?}", String::from_utf8_lossy(s))).collect();
+                write!(f, "{}", quoted.join(" "))
+            }
+            RecordData::Soa { mname, rname, serial, refresh, retry, expire, minimum } => {
+                write!(f, "{mname} {rname} {serial} {refresh} {retry} {expire} {minimum}")
+            }
+            RecordData::Other { rtype, data } => write!(f, "{rtype} \\# {}", data.len()),
+        }
+    }
+}
+
+/// A query for `name`/`qtype` with RD set and an EDNS0 record (what a forwarder sends).
+pub fn build_query(id: u16, name: &Name, qtype: u16) -> Vec<u8> {
+    let mut b = Vec::with_capacity(name.wire().len() + 32);
+    b.extend_from_slice(&id.to_be_bytes());
+    b.extend_from_slice(&FLAG_RD.to_be_bytes());
+    b.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
+    b.extend_from_slice(name.wire());
+    b.extend_from_slice(&qtype.to_be_bytes());
+    b.extend_from_slice(&CLASS_IN.to_be_bytes());
+    b.push(0);
+    b.extend_from_slice(&rtype::OPT.to_be_bytes());
+    b.extend_from_slice(&super::ADVERTISED_UDP_SIZE.to_be_bytes());
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    b
+}
+
+/// The header and question of `msg` alone, with TC set: what a UDP client gets when the whole
+/// answer does not fit, so it retries over TCP.
+pub fn truncated_copy(msg: &[u8]) -> Option<Vec<u8>> {
+    let mut cur = Cursor::new(msg);
+    let header = Header::read(&mut cur).ok()?;
+    for _ in 0..header.qdcount {
+        Name::read(&mut cur).ok()?;
+        cur.take(4).ok()?;
+    }
+    let mut out = msg[..cur.pos].to_vec();
+    out[2] |= (FLAG_TC >> 8) as u8;
+    out[6..12].fill(0);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,68 +723,4 @@ mod tests {
         assert_eq!(m.answers[0].ttl, 200);
         assert_eq!(m.edns().unwrap().udp_size, 1232);
     }
-}
-
-/// dig-like presentation: `web.default.svc.cluster.local. 5 IN A 10.96.0.7`.
-impl std::fmt::Display for Record {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = match self.rtype() {
-            rtype::A => "A",
-            rtype::AAAA => "AAAA",
-            rtype::CNAME => "CNAME",
-            rtype::PTR => "PTR",
-            rtype::NS => "NS",
-            rtype::SRV => "SRV",
-            rtype::TXT => "TXT",
-            rtype::SOA => "SOA",
-            rtype::OPT => "OPT",
-            _ => "TYPE",
-        };
-        write!(f, "{} {} IN {} ", self.name, self.ttl, t)?;
-        match &self.data {
-            RecordData::A(ip) => write!(f, "{ip}"),
-            RecordData::Aaaa(ip) => write!(f, "{ip}"),
-            RecordData::Cname(n) | RecordData::Ptr(n) | RecordData::Ns(n) => write!(f, "{n}"),
-            RecordData::Srv { priority, weight, port, target } => write!(f, "{priority} {weight} {port} {target}"),
-            RecordData::Txt(strings) => {
-                let quoted: Vec<String> = strings.iter().map(|s| format!("{:?}", String::from_utf8_lossy(s))).collect();
-                write!(f, "{}", quoted.join(" "))
-            }
-            RecordData::Soa { mname, rname, serial, refresh, retry, expire, minimum } => {
-                write!(f, "{mname} {rname} {serial} {refresh} {retry} {expire} {minimum}")
-            }
-            RecordData::Other { rtype, data } => write!(f, "{rtype} \\# {}", data.len()),
-        }
-    }
-}
-
-/// A query for `name`/`qtype` with RD set and an EDNS0 record (what a forwarder sends).
-pub fn build_query(id: u16, name: &Name, qtype: u16) -> Vec<u8> {
-    let mut b = Vec::with_capacity(name.wire().len() + 32);
-    b.extend_from_slice(&id.to_be_bytes());
-    b.extend_from_slice(&FLAG_RD.to_be_bytes());
-    b.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
-    b.extend_from_slice(name.wire());
-    b.extend_from_slice(&qtype.to_be_bytes());
-    b.extend_from_slice(&CLASS_IN.to_be_bytes());
-    b.push(0);
-    b.extend_from_slice(&rtype::OPT.to_be_bytes());
-    b.extend_from_slice(&super::ADVERTISED_UDP_SIZE.to_be_bytes());
-    b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    b
-}
-
-/// The header and question of `msg` alone, with TC set: what a UDP client gets when the whole
-/// answer does not fit, so it retries over TCP.
-pub fn truncated_copy(msg: &[u8]) -> Option<Vec<u8>> {
-    let mut cur = Cursor::new(msg);
-    let header = Header::read(&mut cur).ok()?;
-    for _ in 0..header.qdcount {
-        Name::read(&mut cur).ok()?;
-        cur.take(4).ok()?;
-    }
-    let mut out = msg[..cur.pos].to_vec();
-    out[2] |= (FLAG_TC >> 8) as u8;
-    out[6..12].fill(0);
-    Some(out)
 }

@@ -40,6 +40,22 @@ impl Name {
         Ok(Name(wire))
     }
 
+    /// A name from uncompressed wire bytes, checked.
+    pub fn from_wire(wire: Vec<u8>) -> Option<Name> {
+        if wire.is_empty() || wire.len() > MAX_NAME {
+            return None;
+        }
+        let mut p = 0;
+        while *wire.get(p)? != 0 {
+            let l = wire[p] as usize;
+            if l > MAX_LABEL {
+                return None;
+            }
+            p += l + 1;
+        }
+        (p + 1 == wire.len()).then_some(Name(wire))
+    }
+
     /// `label` in front of `self`.
     pub fn prepend(&self, label: &str) -> Result<Name> {
         if label.is_empty() || label.len() > MAX_LABEL {
@@ -145,6 +161,24 @@ impl Name {
         Ok(Name(out))
     }
 
+    /// Moves the cursor past a name without decoding it (the cached-answer path).
+    pub(crate) fn skip(cur: &mut Cursor<'_>) -> Result<()> {
+        loop {
+            let len = cur.u8()?;
+            match len & 0xC0 {
+                0x00 if len == 0 => return Ok(()),
+                0x00 => {
+                    cur.take(len as usize)?;
+                }
+                0xC0 => {
+                    cur.u8()?;
+                    return Ok(());
+                }
+                _ => return Err(WireError::BadName("reserved label type")),
+            }
+        }
+    }
+
     /// Presentation form with the trailing dot, as dig prints it (`\.` and `\DDD` escapes).
     pub fn to_dotted(&self) -> String {
         if self.is_root() {
@@ -177,9 +211,12 @@ impl Eq for Name {}
 
 impl Hash for Name {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for b in &self.0 {
-            state.write_u8(b.to_ascii_lowercase());
+        let mut lower = [0u8; MAX_NAME];
+        let n = self.0.len().min(MAX_NAME);
+        for (l, b) in lower.iter_mut().zip(&self.0) {
+            *l = b.to_ascii_lowercase();
         }
+        state.write(&lower[..n]);
     }
 }
 

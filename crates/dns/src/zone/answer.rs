@@ -32,11 +32,28 @@ pub enum Outcome {
 
 /// What a name resolved to before it is rendered for a type (CoreDNS's msg.Service).
 #[derive(Debug)]
-struct Item {
+struct Item<'a> {
     host: Host,
     port: Option<u16>,
-    /// The item's own name: the Service's, or the endpoint's under it (SRV targets).
-    key: Name,
+    /// The endpoint's name under the Service (SRV targets); None for the Service itself.
+    hostname: Option<&'a str>,
+}
+
+/// The items of a name and the domain they hang off (`<svc>.<ns>.svc.<zone>`), from which
+/// SRV targets are made only when an SRV answer needs them.
+struct Found<'a> {
+    domain: Option<Name>,
+    items: Vec<Item<'a>>,
+}
+
+impl Found<'_> {
+    fn key(&self, item: &Item<'_>) -> Option<Name> {
+        let domain = self.domain.as_ref()?;
+        match item.hostname {
+            Some(h) => domain.prepend(h).ok(),
+            None => Some(domain.clone()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -63,7 +80,8 @@ pub fn resolve(data: &ZoneData, cfg: &ZoneConfig, qname: &Name, qtype: u16) -> O
         return Outcome::NotSynced;
     }
     let lower = qname.to_lowercase();
-    let labels = lower.labels_before(&cfg.zone);
+    let mut buf: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
+    let Some(labels) = labels_before(&lower, &cfg.zone, &mut buf) else { return Outcome::NxDomain };
     let ttl = cfg.ttl;
 
     if labels.is_empty() {
@@ -90,17 +108,18 @@ pub fn resolve(data: &ZoneData, cfg: &ZoneConfig, qname: &Name, qtype: u16) -> O
         return if answer.is_empty() { Outcome::NoData } else { Outcome::Answer { answer, additional: vec![] } };
     }
 
-    let items = match records(data, cfg, &labels) {
-        Ok(items) => items,
+    let found = match lookup(data, cfg, labels) {
+        Ok(found) => found,
         Err(NameError) => return Outcome::NxDomain,
     };
+    let items = &found.items;
     let outcome = match qtype {
-        rtype::A | rtype::AAAA | rtype::TXT => match addresses(data, cfg, &items, qname, qtype, &[]) {
+        rtype::A | rtype::AAAA | rtype::TXT => match addresses(data, cfg, items, qname, qtype, &[]) {
             Addresses::Done(answer) => Outcome::Answer { answer, additional: vec![] },
             Addresses::Chase { cnames, target } => Outcome::Chase { cnames, target },
         },
         rtype::SRV => {
-            let (answer, additional) = srv_records(&items, qname, ttl);
+            let (answer, additional) = srv_records(&found, qname, ttl);
             Outcome::Answer { answer, additional }
         }
         rtype::CNAME => {
@@ -120,24 +139,41 @@ pub fn resolve(data: &ZoneData, cfg: &ZoneConfig, qname: &Name, qtype: u16) -> O
     }
 }
 
+/// At most this many labels in front of the zone are looked at: the longest cluster name,
+/// `_port._proto.svc.ns.svc`, has five; longer ones do not exist.
+const MAX_LABELS: usize = 8;
+
+/// The labels of `name` in front of `zone`, leftmost first, without allocating; None when
+/// there are more than [`MAX_LABELS`].
+fn labels_before<'a, 'b>(name: &'a Name, zone: &Name, buf: &'b mut [&'a [u8]; MAX_LABELS]) -> Option<&'b [&'a [u8]]> {
+    let n = name.label_count().checked_sub(zone.label_count())?;
+    if n > MAX_LABELS {
+        return None;
+    }
+    for (slot, label) in buf.iter_mut().zip(name.labels().take(n)) {
+        *slot = label;
+    }
+    Some(&buf[..n])
+}
+
 /// CoreDNS's parseRequest + Records: the items a name stands for, or NXDOMAIN.
-fn records(data: &ZoneData, cfg: &ZoneConfig, labels: &[&[u8]]) -> Result<Vec<Item>, NameError> {
+fn lookup<'a>(data: &'a ZoneData, cfg: &ZoneConfig, labels: &[&[u8]]) -> Result<Found<'a>, NameError> {
+    let none = || Ok(Found { domain: None, items: vec![] });
     let n = labels.len();
     // The apex, `svc.<zone>` and `pod.<zone>` exist and hold nothing.
     if n == 0 || (n == 1 && (labels[0] == b"svc" || labels[0] == b"pod")) {
-        return Ok(vec![]);
+        return none();
     }
     let kind = labels[n - 1];
     if kind != b"svc" && kind != b"pod" {
         return Err(NameError);
     }
-    let text = |l: &[u8]| std::str::from_utf8(l).map(str::to_owned).map_err(|_| NameError);
     let namespace = text(labels[n - 2])?;
-    if !(cfg.configured_namespace(&namespace) && data.namespace_exists(&namespace)) {
+    if !(cfg.configured_namespace(namespace) && data.namespace_exists(namespace)) {
         return Err(NameError);
     }
     if n == 2 {
-        return Ok(vec![]);
+        return none();
     }
     let service = text(labels[n - 3])?;
     let (mut endpoint, mut port, mut protocol) = (None, None, None);
@@ -151,9 +187,13 @@ fn records(data: &ZoneData, cfg: &ZoneConfig, labels: &[&[u8]]) -> Result<Vec<It
         _ => return Err(NameError),
     }
     if kind == b"pod" {
-        return find_pod(data, cfg, &namespace, &service);
+        return find_pod(data, cfg, namespace, service);
     }
-    find_services(data, cfg, &namespace, &service, endpoint.as_deref(), port.as_deref(), protocol.as_deref())
+    find_services(data, cfg, namespace, service, endpoint, port, protocol)
+}
+
+fn text(l: &[u8]) -> Result<&str, NameError> {
+    std::str::from_utf8(l).map_err(|_| NameError)
 }
 
 fn strip_underscore(l: &[u8]) -> &[u8] {
@@ -164,15 +204,21 @@ fn wild_match(want: Option<&str>, have: &str) -> bool {
     want.is_none_or(|w| w.eq_ignore_ascii_case(have))
 }
 
+/// `parts` (leftmost first) in front of `zone`, in one allocation.
 fn domain(parts: &[&str], zone: &Name) -> Result<Name, NameError> {
-    let mut name = zone.clone();
-    for p in parts.iter().rev() {
-        name = name.prepend(p).map_err(|_| NameError)?;
+    let mut wire = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + zone.wire().len());
+    for p in parts {
+        if p.is_empty() || p.len() > 63 {
+            return Err(NameError);
+        }
+        wire.push(p.len() as u8);
+        wire.extend_from_slice(p.as_bytes());
     }
-    Ok(name)
+    wire.extend_from_slice(zone.wire());
+    Name::from_wire(wire).ok_or(NameError)
 }
 
-fn find_pod(data: &ZoneData, cfg: &ZoneConfig, namespace: &str, podname: &str) -> Result<Vec<Item>, NameError> {
+fn find_pod<'a>(data: &ZoneData, cfg: &ZoneConfig, namespace: &str, podname: &str) -> Result<Found<'a>, NameError> {
     if cfg.pods == PodMode::Disabled {
         return Err(NameError);
     }
@@ -185,21 +231,20 @@ fn find_pod(data: &ZoneData, cfg: &ZoneConfig, namespace: &str, podname: &str) -
     if cfg.pods == PodMode::Verified && !data.pod_ip_in_namespace(&ip, namespace) {
         return Err(NameError);
     }
-    let key = domain(&[podname, namespace, "pod"], &cfg.zone)?;
-    Ok(vec![Item { host: Host::Ip(ip), port: None, key }])
+    let domain = domain(&[podname, namespace, "pod"], &cfg.zone)?;
+    Ok(Found { domain: Some(domain), items: vec![Item { host: Host::Ip(ip), port: None, hostname: None }] })
 }
 
-fn find_services(
-    data: &ZoneData,
+fn find_services<'a>(
+    data: &'a ZoneData,
     cfg: &ZoneConfig,
     namespace: &str,
     service: &str,
     endpoint: Option<&str>,
     port: Option<&str>,
     protocol: Option<&str>,
-) -> Result<Vec<Item>, NameError> {
+) -> Result<Found<'a>, NameError> {
     let svc = data.service(namespace, service).ok_or(NameError)?;
-    let svc_domain = domain(&[service, namespace, "svc"], &cfg.zone)?;
     let mut items = Vec::new();
     match &svc.kind {
         SvcKind::ExternalName(target) => {
@@ -207,7 +252,7 @@ fn find_services(
                 return Err(NameError);
             }
             let target = Name::from_dotted(target).map_err(|_| NameError)?;
-            items.push(Item { host: Host::Name(target), port: None, key: svc_domain });
+            items.push(Item { host: Host::Name(target), port: None, hostname: None });
         }
         kind if *kind == SvcKind::Headless || endpoint.is_some() => {
             for slice in data.slices_of(namespace, service) {
@@ -216,28 +261,26 @@ fn find_services(
                         continue;
                     }
                     for p in &slice.ports {
-                        if !(wild_match(port, &p.name) && wild_match(protocol, &p.protocol)) {
-                            continue;
+                        if wild_match(port, &p.name) && wild_match(protocol, &p.protocol) {
+                            items.push(Item { host: Host::Ip(ep.ip), port: p.port, hostname: Some(&ep.hostname) });
                         }
-                        let key = svc_domain.prepend(&ep.hostname).map_err(|_| NameError)?;
-                        items.push(Item { host: Host::Ip(ep.ip), port: p.port, key });
                     }
                 }
             }
         }
         SvcKind::ClusterIp(ips) => {
             for p in &svc.ports {
-                if !(wild_match(port, &p.name) && wild_match(protocol, &p.protocol)) {
-                    continue;
-                }
-                for ip in ips {
-                    items.push(Item { host: Host::Ip(*ip), port: p.port, key: svc_domain.clone() });
+                if wild_match(port, &p.name) && wild_match(protocol, &p.protocol) {
+                    items.extend(ips.iter().map(|ip| Item { host: Host::Ip(*ip), port: p.port, hostname: None }));
                 }
             }
         }
         SvcKind::Headless => {}
     }
-    if items.is_empty() { Err(NameError) } else { Ok(items) }
+    if items.is_empty() {
+        return Err(NameError);
+    }
+    Ok(Found { domain: Some(domain(&[service, namespace, "svc"], &cfg.zone)?), items })
 }
 
 enum Addresses {
@@ -255,13 +298,13 @@ enum Addresses {
 fn addresses(
     data: &ZoneData,
     cfg: &ZoneConfig,
-    items: &[Item],
+    items: &[Item<'_>],
     owner: &Name,
     qtype: u16,
     chain: &[Record],
 ) -> Addresses {
     let mut records = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = Seen::default();
     for item in items {
         match &item.host {
             Host::Name(target) => {
@@ -277,8 +320,11 @@ fn addresses(
                 if !target.is_subdomain_of(&cfg.zone) {
                     return Addresses::Chase { cnames: next_chain, target: target.clone() };
                 }
-                let Ok(next_items) = records_for(data, cfg, &target.to_lowercase()) else { continue };
-                match addresses(data, cfg, &next_items, target, qtype, &next_chain) {
+                let lower = target.to_lowercase();
+                let mut buf: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
+                let Some(labels) = labels_before(&lower, &cfg.zone, &mut buf) else { continue };
+                let Ok(next) = lookup(data, cfg, labels) else { continue };
+                match addresses(data, cfg, &next.items, target, qtype, &next_chain) {
                     Addresses::Done(next) if !next.is_empty() => {
                         records.push(cname);
                         records.extend(next);
@@ -302,27 +348,44 @@ fn addresses(
     Addresses::Done(records)
 }
 
-fn records_for(data: &ZoneData, cfg: &ZoneConfig, lower: &Name) -> Result<Vec<Item>, NameError> {
-    records(data, cfg, &lower.labels_before(&cfg.zone))
+/// Addresses already answered: a short list scanned, a set past that (big headless Services).
+#[derive(Default)]
+struct Seen {
+    few: Vec<IpAddr>,
+    many: HashSet<IpAddr>,
+}
+
+impl Seen {
+    fn insert(&mut self, ip: IpAddr) -> bool {
+        if self.few.len() < 16 {
+            if self.few.contains(&ip) {
+                return false;
+            }
+            self.few.push(ip);
+            return true;
+        }
+        !self.few.contains(&ip) && self.many.insert(ip)
+    }
 }
 
 /// SRV records with their address records in additional (backend_lookup.go's SRV): every item
 /// has priority 0 and the weight 100 / number of items; duplicates (same target and port, same
 /// target and address) are dropped; ExternalName items have no SRV.
-fn srv_records(items: &[Item], owner: &Name, ttl: u32) -> (Vec<Record>, Vec<Record>) {
-    let items: Vec<&Item> = items.iter().filter(|i| matches!(i.host, Host::Ip(_))).collect();
+fn srv_records(found: &Found<'_>, owner: &Name, ttl: u32) -> (Vec<Record>, Vec<Record>) {
+    let items: Vec<&Item<'_>> = found.items.iter().filter(|i| matches!(i.host, Host::Ip(_))).collect();
     let weight = if items.is_empty() { 100 } else { ((100.0 / items.len() as f64).floor() as u16).max(1) };
     let (mut answer, mut additional) = (Vec::new(), Vec::new());
     let mut seen_srv = HashSet::new();
     let mut seen_addr = HashSet::new();
     for item in items {
         let (Host::Ip(ip), Some(port)) = (&item.host, item.port) else { continue };
-        if seen_srv.insert((item.key.clone(), port)) {
-            let data = RecordData::Srv { priority: 0, weight, port, target: item.key.clone() };
+        let Some(target) = found.key(item) else { continue };
+        if seen_srv.insert((target.clone(), port)) {
+            let data = RecordData::Srv { priority: 0, weight, port, target: target.clone() };
             answer.push(Record::new(owner.clone(), ttl, data));
         }
-        if seen_addr.insert((item.key.clone(), *ip)) {
-            additional.push(Record::new(item.key.clone(), ttl, address(*ip)));
+        if seen_addr.insert((target.clone(), *ip)) {
+            additional.push(Record::new(target, ttl, address(*ip)));
         }
     }
     (answer, additional)
@@ -390,6 +453,11 @@ fn ptr_records(data: &ZoneData, cfg: &ZoneConfig, owner: &Name, ip: &IpAddr) -> 
 
 /// The address a reverse name (`4.3.2.1.in-addr.arpa`, 32 nibbles `.ip6.arpa`) stands for.
 pub(crate) fn reverse_address(name: &Name) -> Option<IpAddr> {
+    let wire = name.wire();
+    if !(ends_with_ignore_case(wire, b"\x07in-addr\x04arpa\x00") || ends_with_ignore_case(wire, b"\x03ip6\x04arpa\x00"))
+    {
+        return None;
+    }
     let labels: Vec<&[u8]> = name.labels().collect();
     let n = labels.len();
     if n == 6 && labels[4].eq_ignore_ascii_case(b"in-addr") && labels[5].eq_ignore_ascii_case(b"arpa") {
@@ -414,6 +482,10 @@ pub(crate) fn reverse_address(name: &Name) -> Option<IpAddr> {
         return Some(IpAddr::V6(Ipv6Addr::from(v)));
     }
     None
+}
+
+fn ends_with_ignore_case(wire: &[u8], suffix: &[u8]) -> bool {
+    wire.len() >= suffix.len() && wire[wire.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
 /// The reverse name of an address (for tests and tools).

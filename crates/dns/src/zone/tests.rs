@@ -85,7 +85,9 @@ fn config() -> ZoneConfig {
 }
 
 /// (outcome, answer lines, additional lines)
-fn ask_with(z: &ZoneData, cfg: &ZoneConfig, name: &str, qtype: u16) -> (String, Vec<String>, Vec<String>) {
+type Shown = (String, Vec<String>, Vec<String>);
+
+fn ask_with(z: &ZoneData, cfg: &ZoneConfig, name: &str, qtype: u16) -> Shown {
     let qname = Name::from_dotted(name).unwrap();
     let lines = |v: &[crate::wire::Record]| v.iter().map(|r| r.to_string()).collect::<Vec<_>>();
     match resolve(z, cfg, &qname, qtype) {
@@ -95,26 +97,26 @@ fn ask_with(z: &ZoneData, cfg: &ZoneConfig, name: &str, qtype: u16) -> (String, 
     }
 }
 
-fn ask(name: &str, qtype: u16) -> (String, Vec<String>, Vec<String>) {
+fn ask(name: &str, qtype: u16) -> Shown {
     ask_with(&cluster(), &config(), name, qtype)
 }
 
-fn answer(lines: &[&str]) -> (String, Vec<String>, Vec<String>) {
+fn answer(lines: &[&str]) -> Shown {
     ("answer".into(), lines.iter().map(|s| s.to_string()).collect(), vec![])
 }
 
-fn with_extra(lines: &[&str], extra: &[&str]) -> (String, Vec<String>, Vec<String>) {
+fn with_extra(lines: &[&str], extra: &[&str]) -> Shown {
     ("answer".into(), lines.iter().map(|s| s.to_string()).collect(), extra.iter().map(|s| s.to_string()).collect())
 }
 
-fn bare(kind: &str) -> (String, Vec<String>, Vec<String>) {
+fn bare(kind: &str) -> Shown {
     (kind.into(), vec![], vec![])
 }
 
 #[test]
 fn cluster_ip_services() {
     use rtype::*;
-    let cases: Vec<(&str, u16, (String, Vec<String>, Vec<String>))> = vec![
+    let cases: Vec<(&str, u16, Shown)> = vec![
         ("web.default.svc.cluster.local", A, answer(&["web.default.svc.cluster.local. 5 IN A 10.96.0.7"])),
         // Matching ignores case; the answer keeps the query's.
         ("WEB.Default.SVC.cluster.LOCAL.", A, answer(&["WEB.Default.SVC.cluster.LOCAL. 5 IN A 10.96.0.7"])),
@@ -150,7 +152,7 @@ fn cluster_ip_services() {
 fn srv_records_for_named_ports() {
     use rtype::*;
     let web_a = "web.default.svc.cluster.local. 5 IN A 10.96.0.7";
-    let cases: Vec<(&str, (String, Vec<String>, Vec<String>))> = vec![
+    let cases: Vec<(&str, Shown)> = vec![
         (
             "_http._tcp.web.default.svc.cluster.local",
             with_extra(
@@ -214,7 +216,7 @@ fn srv_records_for_named_ports() {
 #[test]
 fn headless_services() {
     use rtype::*;
-    let cases: Vec<(&str, u16, (String, Vec<String>, Vec<String>))> = vec![
+    let cases: Vec<(&str, u16, Shown)> = vec![
         (
             "db.default.svc.cluster.local",
             A,
