@@ -8,6 +8,7 @@
 //! stale view (which could otherwise create duplicate slices).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,6 +24,8 @@ use tokio::time::Instant;
 use crate::endpoints::{LAST_CHANGE_TRIGGER_TIME_ANNOTATION, desired_endpoints, needs_update};
 use crate::endpointslice::{self, format_trigger_time, selects};
 use crate::mirroring;
+
+use super::index::Index;
 
 /// Settings of the controllers.
 #[derive(Clone, Debug)]
@@ -43,6 +46,8 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 const RETRY: Duration = Duration::from_millis(500);
 /// How long to wait for the reflectors to show the worker's own writes.
 const OWN_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+/// Services reconciled at once (each waits on its own API writes).
+const CONCURRENCY: usize = 16;
 
 /// A Service, by namespace and name.
 type Key = (String, String);
@@ -50,10 +55,33 @@ type Key = (String, String);
 /// What an event makes dirty.
 enum Dirty {
     Service(Key),
-    /// Every Service of a namespace (a pod changed; its old labels are unknown).
-    Namespace(String),
     /// Everything (a relist finished, or node zones changed).
     All,
+}
+
+/// A watch event as the index sees it.
+enum Ev<'a, K: Resource<DynamicType = ()> + Clone + 'static> {
+    Apply(&'a K),
+    Delete(&'a K),
+    /// A relist finished; the store holds the new list.
+    Relisted(&'a Store<K>),
+}
+
+fn ix(index: &Mutex<Index>) -> std::sync::MutexGuard<'_, Index> {
+    index.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn key_of<K: Resource>(o: &K) -> Key {
+    (o.namespace().unwrap_or_default(), o.name_any())
+}
+
+fn selector_of(s: &Service) -> Option<BTreeMap<String, String>> {
+    s.spec.as_ref().and_then(|spec| spec.selector.clone())
+}
+
+fn slice_entry(s: &EndpointSlice) -> Option<(String, String)> {
+    let svc = s.labels().get(endpointslice::LABEL_SERVICE_NAME)?.clone();
+    Some((svc, s.resource_version().unwrap_or_default()))
 }
 
 struct Stores {
@@ -67,22 +95,62 @@ struct Stores {
 /// Runs the EndpointSlice, Endpoints and mirroring controllers until the process ends.
 pub async fn run_service_endpoints(client: Client, opts: Options) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let index = Arc::new(Mutex::new(Index::default()));
+    let (i1, i2, i3) = (index.clone(), index.clone(), index.clone());
     let stores = Stores {
-        services: watch::<Service>(&client, &tx, |s| {
-            vec![Dirty::Service((s.namespace().unwrap_or_default(), s.name_any()))]
+        services: watch::<Service>(&client, &tx, move |ev| match ev {
+            Ev::Apply(s) => {
+                ix(&i1).set_service(key_of(s), selector_of(s));
+                vec![Dirty::Service(key_of(s))]
+            }
+            Ev::Delete(s) => {
+                ix(&i1).set_service(key_of(s), None);
+                vec![Dirty::Service(key_of(s))]
+            }
+            Ev::Relisted(store) => {
+                let mut index = ix(&i1);
+                index.clear_services();
+                for s in store.state() {
+                    index.set_service(key_of(&*s), selector_of(&s));
+                }
+                vec![]
+            }
         }),
-        pods: watch::<Pod>(&client, &tx, |p| vec![Dirty::Namespace(p.namespace().unwrap_or_default())]),
-        slices: watch::<EndpointSlice>(&client, &tx, |s| {
-            s.labels()
-                .get(endpointslice::LABEL_SERVICE_NAME)
-                .map(|svc| Dirty::Service((s.namespace().unwrap_or_default(), svc.clone())))
-                .into_iter()
-                .collect()
+        pods: watch::<Pod>(&client, &tx, move |ev| match ev {
+            Ev::Apply(p) => {
+                let labels = p.metadata.labels.clone().unwrap_or_default();
+                ix(&i2).set_pod(key_of(p), Some(labels)).into_iter().map(Dirty::Service).collect()
+            }
+            Ev::Delete(p) => ix(&i2).set_pod(key_of(p), None).into_iter().map(Dirty::Service).collect(),
+            Ev::Relisted(store) => {
+                let mut index = ix(&i2);
+                index.clear_pods();
+                for p in store.state() {
+                    index.set_pod(key_of(&*p), Some(p.metadata.labels.clone().unwrap_or_default()));
+                }
+                vec![]
+            }
         }),
-        endpoints: watch::<Endpoints>(&client, &tx, |e| {
-            vec![Dirty::Service((e.namespace().unwrap_or_default(), e.name_any()))]
+        slices: watch::<EndpointSlice>(&client, &tx, move |ev| match ev {
+            Ev::Apply(s) => ix(&i3).set_slice(key_of(s), slice_entry(s)).into_iter().map(Dirty::Service).collect(),
+            Ev::Delete(s) => ix(&i3).set_slice(key_of(s), None).into_iter().map(Dirty::Service).collect(),
+            Ev::Relisted(store) => {
+                let mut index = ix(&i3);
+                index.clear_slices();
+                for s in store.state() {
+                    index.set_slice(key_of(&*s), slice_entry(&s));
+                }
+                vec![]
+            }
         }),
-        nodes: watch::<Node>(&client, &tx, |_| vec![Dirty::All]),
+        endpoints: watch::<Endpoints>(&client, &tx, |ev| match ev {
+            Ev::Apply(e) | Ev::Delete(e) => vec![Dirty::Service(key_of(e))],
+            Ev::Relisted(_) => vec![],
+        }),
+        nodes: watch::<Node>(&client, &tx, |ev| match ev {
+            Ev::Apply(_) | Ev::Delete(_) => vec![Dirty::All],
+            Ev::Relisted(_) => vec![],
+        }),
     };
     drop(tx);
     for ready in [
@@ -98,14 +166,15 @@ pub async fn run_service_endpoints(client: Client, opts: Options) {
         }
     }
     tracing::info!("endpoints controllers synced; reconciling");
-    Worker { client, opts, stores, pending: BTreeMap::new() }.run(rx).await;
+    Worker { client, opts, stores, index, pending: BTreeMap::new() }.run(rx).await;
 }
 
-/// Starts a reflector for `K` and forwards what each event makes dirty.
+/// Starts a reflector for `K`; `on` keeps the index in step and says what each event makes
+/// dirty (a finished relist also makes everything dirty).
 fn watch<K>(
     client: &Client,
     tx: &mpsc::UnboundedSender<Dirty>,
-    affected: impl Fn(&K) -> Vec<Dirty> + Send + 'static,
+    mut on: impl FnMut(Ev<'_, K>) -> Vec<Dirty> + Send + 'static,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -114,12 +183,18 @@ where
     let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()))
         .default_backoff();
     let tx = tx.clone();
+    let store = reader.clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             let dirty = match event {
-                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => affected(&o),
-                Ok(watcher::Event::InitDone) => vec![Dirty::All],
+                Ok(watcher::Event::Apply(o)) => on(Ev::Apply(&o)),
+                Ok(watcher::Event::Delete(o)) => on(Ev::Delete(&o)),
+                Ok(watcher::Event::InitDone) => {
+                    let mut d = on(Ev::Relisted(&store));
+                    d.push(Dirty::All);
+                    d
+                }
                 Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => Vec::new(),
                 Err(e) => {
                     tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
@@ -140,6 +215,7 @@ struct Worker {
     client: Client,
     opts: Options,
     stores: Stores,
+    index: Arc<Mutex<Index>>,
     /// Dirty Services and when they are due.
     pending: BTreeMap<Key, Instant>,
 }
@@ -167,9 +243,20 @@ impl Worker {
                 _ = sleep_until(next) => {
                     let now = Instant::now();
                     let due: Vec<Key> = self.pending.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
-                    for key in due {
-                        self.pending.remove(&key);
-                        if !self.sync(&key).await {
+                    for key in &due {
+                        self.pending.remove(key);
+                    }
+                    let this = &self;
+                    let results: Vec<(Key, bool)> = futures::stream::iter(due)
+                        .map(|key| async move {
+                            let ok = this.sync(&key).await;
+                            (key, ok)
+                        })
+                        .buffer_unordered(CONCURRENCY)
+                        .collect()
+                        .await;
+                    for (key, ok) in results {
+                        if !ok {
                             self.pending.entry(key).or_insert_with(|| Instant::now() + RETRY);
                         }
                     }
@@ -178,16 +265,13 @@ impl Worker {
         }
     }
 
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        ix(&self.index)
+    }
+
     fn mark(&mut self, d: Dirty, due: Instant) {
         match d {
             Dirty::Service(k) => self.mark_key(k, due),
-            Dirty::Namespace(ns) => {
-                for s in self.stores.services.state() {
-                    if s.namespace().as_deref() == Some(ns.as_str()) {
-                        self.mark_key((ns.clone(), s.name_any()), due);
-                    }
-                }
-            }
             Dirty::All => self.mark_all(due),
         }
     }
@@ -205,11 +289,7 @@ impl Worker {
         for s in self.stores.services.state() {
             keys.insert((s.namespace().unwrap_or_default(), s.name_any()));
         }
-        for s in self.stores.slices.state() {
-            if let Some(svc) = s.labels().get(endpointslice::LABEL_SERVICE_NAME) {
-                keys.insert((s.namespace().unwrap_or_default(), svc.clone()));
-            }
-        }
+        keys.extend(self.index().services_with_slices().cloned());
         for e in self.stores.endpoints.state() {
             keys.insert((e.namespace().unwrap_or_default(), e.name_any()));
         }
@@ -222,15 +302,11 @@ impl Worker {
     async fn sync(&self, key: &Key) -> bool {
         let (ns, name) = key;
         let service = self.stores.services.get(&reflector::ObjectRef::new(name).within(ns));
-        let slices: Vec<EndpointSlice> = self
-            .stores
-            .slices
-            .state()
-            .into_iter()
-            .filter(|s| {
-                s.namespace().as_deref() == Some(ns.as_str())
-                    && s.labels().get(endpointslice::LABEL_SERVICE_NAME) == Some(name)
-            })
+        let slice_names = self.index().slices_for(key);
+        let slices: Vec<EndpointSlice> = slice_names
+            .iter()
+            .filter_map(|n| self.stores.slices.get(&reflector::ObjectRef::new(n).within(ns)))
+            .filter(|s| s.labels().get(endpointslice::LABEL_SERVICE_NAME) == Some(name))
             .map(|s| (*s).clone())
             .collect();
         let managed_by = |s: &EndpointSlice, who: &str| {
@@ -256,11 +332,13 @@ impl Worker {
                 }
             }
             Some(service) => {
-                let pods: Vec<Pod> = self
-                    .stores
-                    .pods
-                    .state()
-                    .into_iter()
+                let candidates = match selector_of(service) {
+                    Some(sel) => self.index().pods_for(ns, &sel),
+                    None => vec![],
+                };
+                let pods: Vec<Pod> = candidates
+                    .iter()
+                    .filter_map(|n| self.stores.pods.get(&reflector::ObjectRef::new(n).within(ns)))
                     .filter(|p| selects(service, p))
                     .map(|p| (*p).clone())
                     .collect();
@@ -333,8 +411,17 @@ impl Worker {
         }
         ok &= slice_writes.iter().all(|w| !matches!(w, Write::Retry));
         ok &= endpoints_writes.iter().all(|w| !matches!(w, Write::Retry));
-        ok &= wait_for_writes(&self.stores.slices, ns, &slice_writes).await;
-        ok &= wait_for_writes(&self.stores.endpoints, ns, &endpoints_writes).await;
+        // Slices are read through the index, so the index must show our slice writes.
+        let index = self.index.clone();
+        ok &= wait_until_seen(ns, &slice_writes, |name| {
+            ix(&index).slice_version(&(ns.to_owned(), name.to_owned())).map(str::to_owned)
+        })
+        .await;
+        let store = &self.stores.endpoints;
+        ok &= wait_until_seen(ns, &endpoints_writes, |name| {
+            store.get(&reflector::ObjectRef::new(name).within(ns)).map(|o| o.resource_version().unwrap_or_default())
+        })
+        .await;
         ok
     }
 
@@ -434,11 +521,9 @@ fn deleted(ns: &str, what: &str, name: &str, r: Result<(), kube::Error>) -> Writ
     }
 }
 
-/// Waits until the reflector shows the worker's own writes; false on timeout.
-async fn wait_for_writes<K>(store: &Store<K>, ns: &str, writes: &[Write]) -> bool
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
+/// Waits until `current` (name -> resourceVersion held) shows the worker's own writes;
+/// false on timeout.
+async fn wait_until_seen(ns: &str, writes: &[Write], current: impl Fn(&str) -> Option<String>) -> bool {
     if writes.iter().all(|w| matches!(w, Write::Retry)) {
         return true;
     }
@@ -446,19 +531,17 @@ where
     loop {
         let seen = writes.iter().all(|w| match w {
             Write::Retry => true,
-            Write::Stored(name, rv) => store
-                .get(&reflector::ObjectRef::new(name).within(ns))
-                .is_some_and(|o| at_least(o.meta().resource_version.as_deref(), rv)),
-            Write::Gone(name) => store.get(&reflector::ObjectRef::new(name).within(ns)).is_none(),
+            Write::Stored(name, rv) => at_least(current(name).as_deref(), rv),
+            Write::Gone(name) => current(name).is_none(),
         });
         if seen {
             return true;
         }
         if Instant::now() >= deadline {
-            tracing::warn!(namespace = %ns, "reflector did not show our writes in time; requeued");
+            tracing::warn!(namespace = %ns, "watches did not show our writes in time; requeued");
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -2,6 +2,7 @@
 //! through the API. Controllers are API clients: they never touch the store.
 
 mod endpoints;
+mod index;
 pub mod nodes;
 pub mod workloads;
 
