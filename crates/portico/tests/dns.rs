@@ -119,6 +119,10 @@ struct Lab {
 
 impl Lab {
     async fn start() -> Lab {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(dns_args: &[&str]) -> Lab {
         let server = Server::start_with(&["--service-cluster-ip-range", "10.96.0.0/12,fd00:10:96::/108"]);
         server.apply_ok(MANIFEST, &[]);
         let pods: Api<Pod> = Api::namespaced(server.client().await, "shop");
@@ -127,7 +131,7 @@ impl Lab {
         pods.patch_status("web-1", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
         let upstream = FakeUpstream::start();
         let log = server.data_dir().join("dns.log");
-        let dns = DnsProcess::start(&server.kubeconfig(), upstream.addr, &[], &log);
+        let dns = DnsProcess::start(&server.kubeconfig(), upstream.addr, dns_args, &log);
         dns.wait_ready();
         Lab { server, upstream, dns }
     }
@@ -558,4 +562,30 @@ async fn a_forwarding_loop_between_two_servers_is_detected() {
             .unwrap()
     };
     assert!(eventually(Duration::from_secs(5), || loops(ha) + loops(hb) >= 1), "a loop was detected");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_verified_answers_only_addresses_pods_have() {
+    let lab = Lab::start_with(&["--pods", "verified", "--namespaces", "shop,kube-system"]).await;
+    let addr = lab.dns.addr;
+    let rcode = |name: &str| wire::rcode::name(ask(addr, name, rtype::A, false).header.rcode());
+    assert!(
+        eventually(Duration::from_secs(10), || rcode("10-244-0-5.shop.pod.cluster.local") == "NOERROR"),
+        "the pod's address is answered"
+    );
+    assert_eq!(
+        summary(&ask(addr, "10-244-0-5.shop.pod.cluster.local", rtype::A, false)).answer,
+        ["10-244-0-5.shop.pod.cluster.local. 5 IN A 10.244.0.5"]
+    );
+    // No pod has this address, and the pod is not in that namespace.
+    assert_eq!(rcode("10-244-0-6.shop.pod.cluster.local"), "NXDOMAIN");
+    assert_eq!(rcode("10-244-0-5.kube-system.pod.cluster.local"), "NXDOMAIN");
+    // Outside the namespace filter nothing is answered.
+    assert_eq!(rcode("kubernetes.default.svc.cluster.local"), "NXDOMAIN");
+    assert_eq!(rcode("web.shop.svc.cluster.local"), "NOERROR");
+    lab.server.kubectl_ok(&["delete", "pod", "-n", "shop", "web-1", "--grace-period=0", "--force"]);
+    assert!(
+        eventually(Duration::from_secs(10), || rcode("10-244-0-5.shop.pod.cluster.local") == "NXDOMAIN"),
+        "a deleted pod's address is no longer answered"
+    );
 }
