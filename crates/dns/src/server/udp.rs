@@ -1,16 +1,23 @@
 //! UDP: several sockets bound to the same address with SO_REUSEPORT (the kernel spreads
-//! clients across them), each read by its own OS thread with blocking calls. Cluster answers
-//! and cache hits never leave that thread; the rest goes to the tokio runtime and is sent
-//! back from there on the same socket.
+//! clients across them), each read by its own OS thread with blocking calls. Queries are read
+//! and answered in batches (`recvmmsg` / `sendmmsg`: one system call for up to 32 packets
+//! when they queue up, one for a single packet when they do not). Cluster answers and cache
+//! hits never leave that thread; the rest goes to the tokio runtime and is sent back from
+//! there on the same socket.
 
 use super::metrics::Proto;
 use super::{Action, Shared};
-use socket2::{Domain, Protocol, Socket, Type};
-use std::net::{SocketAddr, UdpSocket};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+const BATCH: usize = 32;
+/// Queries are small; a larger datagram is cut (MSG_TRUNC) and answered FORMERR.
+const QUERY_BUFFER: usize = 4096;
 
 /// Binds `count` sockets to `addr` (the first may pick the port when it is 0).
 pub fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
@@ -49,10 +56,11 @@ pub fn spawn(sockets: Vec<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>
 }
 
 fn serve(sock: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>, runtime: tokio::runtime::Handle) {
-    let mut buf = vec![0u8; 65535];
+    let mut batch = Batch::new();
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
-        let (n, peer) = match sock.recv_from(&mut buf) {
-            Ok(r) => r,
+        let n = match batch.receive(&sock) {
+            Ok(n) => n,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -61,19 +69,142 @@ fn serve(sock: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>, runti
                 continue;
             }
         };
-        let ipv6 = peer.is_ipv6() && !matches!(peer, SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some());
-        match shared.handle(&buf[..n], Proto::Udp, ipv6) {
-            Action::Reply(bytes) => {
-                let _ = sock.send_to(&bytes, peer);
+        for i in 0..n {
+            let Some((packet, peer)) = batch.packet(i) else { continue };
+            let ipv6 = matches!(peer, SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_none());
+            match shared.handle(packet, Proto::Udp, ipv6) {
+                Action::Reply(bytes) => replies.push((bytes, peer)),
+                Action::Pending(pending) => {
+                    let (sock, shared) = (sock.clone(), shared.clone());
+                    runtime.spawn(async move {
+                        let bytes = shared.complete(pending).await;
+                        let _ = sock.send_to(&bytes, peer);
+                    });
+                }
+                Action::Drop => {}
             }
-            Action::Pending(pending) => {
-                let (sock, shared) = (sock.clone(), shared.clone());
-                runtime.spawn(async move {
-                    let bytes = shared.complete(pending).await;
-                    let _ = sock.send_to(&bytes, peer);
-                });
-            }
-            Action::Drop => {}
         }
+        send_all(&sock, &replies);
+        replies.clear();
+    }
+}
+
+/// Buffers and headers for one `recvmmsg`.
+struct Batch {
+    buffers: Vec<[u8; QUERY_BUFFER]>,
+    names: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        // SAFETY: sockaddr_storage and mmsghdr are plain C structs for which all-zero bytes
+        // are a valid value.
+        let zeroed_name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let zeroed_header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        Batch {
+            buffers: vec![[0u8; QUERY_BUFFER]; BATCH],
+            names: vec![zeroed_name; BATCH],
+            iovecs: vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH],
+            headers: vec![zeroed_header; BATCH],
+        }
+    }
+
+    /// Blocks until at least one datagram arrives (or the socket's read timeout passes), then
+    /// takes every one already queued, up to [`BATCH`].
+    fn receive(&mut self, sock: &UdpSocket) -> std::io::Result<usize> {
+        for i in 0..BATCH {
+            self.iovecs[i] = libc::iovec { iov_base: self.buffers[i].as_mut_ptr().cast(), iov_len: QUERY_BUFFER };
+            let h = &mut self.headers[i];
+            h.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut self.iovecs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = std::ptr::null_mut();
+            h.msg_hdr.msg_controllen = 0;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+        }
+        // SAFETY: every header points at a buffer, an iovec and an address slot owned by
+        // `self` that outlive the call; the lengths given are those of the buffers.
+        let n = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// The i-th datagram of the last receive and its sender.
+    fn packet(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        let h = &self.headers[i];
+        let len = (h.msg_len as usize).min(QUERY_BUFFER);
+        Some((&self.buffers[i][..len], socket_addr(&self.names[i])?))
+    }
+}
+
+fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in here (family AF_INET); sockaddr_storage
+            // is large and aligned enough for it.
+            let a = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
+        }
+        _ => None,
+    }
+}
+
+/// Sends every reply, as few system calls as the kernel allows.
+fn send_all(sock: &UdpSocket, replies: &[(Vec<u8>, SocketAddr)]) {
+    if replies.len() == 1 {
+        let _ = sock.send_to(&replies[0].0, replies[0].1);
+        return;
+    }
+    let names: Vec<SockAddr> = replies.iter().map(|(_, peer)| SockAddr::from(*peer)).collect();
+    let mut iovecs: Vec<libc::iovec> = replies
+        .iter()
+        .map(|(bytes, _)| libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = (0..replies.len())
+        .map(|i| {
+            // SAFETY: all-zero bytes are a valid mmsghdr; the fields that matter are set below.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = names[i].as_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = names[i].len();
+            h.msg_hdr.msg_iov = &mut iovecs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    let mut sent = 0;
+    while sent < headers.len() {
+        // SAFETY: the headers point at addresses and iovecs (and through them at the reply
+        // bytes, which sendmmsg only reads) that live until this function returns.
+        let n = unsafe {
+            libc::sendmmsg(sock.as_raw_fd(), headers[sent..].as_mut_ptr(), (headers.len() - sent) as libc::c_uint, 0)
+        };
+        if n <= 0 {
+            // A reply that cannot be sent is dropped, as a lost datagram would be; go on with
+            // the rest.
+            sent += 1;
+            continue;
+        }
+        sent += n as usize;
     }
 }
