@@ -10,7 +10,7 @@
 //! Binding: the API server does not serve `pods/binding`, so a pod is bound by a merge patch of
 //! `spec.nodeName`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -239,7 +239,7 @@ impl Worker {
     async fn node_lifecycle(&mut self) {
         let now = jiff::Timestamp::now();
         let nodes = self.stores.nodes.state();
-        let pods = self.stores.pods.state();
+        let mut pods = Vec::new();
         let node_api: Api<Node> = Api::all(self.client.clone());
         for node in &nodes {
             let name = node.name_any();
@@ -255,6 +255,9 @@ impl Worker {
                         continue;
                     }
                 }
+            }
+            if pods.is_empty() {
+                pods = self.stores.pods.state();
             }
             for pod in pods.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name)) {
                 let Some(patch) = pod_not_ready_patch(pod, now) else { continue };
@@ -272,18 +275,22 @@ impl Worker {
     async fn schedule(&mut self) {
         let nodes: Vec<Node> = self.stores.nodes.state().iter().map(|n| (**n).clone()).collect();
         let pods = self.stores.pods.state();
-        let uids: BTreeSet<String> = pods.iter().filter_map(|p| p.uid()).collect();
-        self.bound.retain(|uid, _| uids.contains(uid));
-        let service_uids: BTreeSet<String> = self.lb_services.values().filter_map(|s| s.uid()).collect();
-        self.reported.retain(|uid, _| uids.contains(uid) || service_uids.contains(uid));
-        let mut per_node = BTreeMap::<String, usize>::new();
+        // Runs on every pod event: borrow, never copy, what is read from each of the pods.
+        if !self.bound.is_empty() || !self.reported.is_empty() {
+            let uids: HashSet<&str> = pods.iter().filter_map(|p| p.metadata.uid.as_deref()).collect();
+            self.bound.retain(|uid, _| uids.contains(uid.as_str()));
+            let service_uids: BTreeSet<String> = self.lb_services.values().filter_map(|s| s.uid()).collect();
+            self.reported.retain(|uid, _| uids.contains(uid.as_str()) || service_uids.contains(uid));
+        }
+        let mut per_node = HashMap::<&str, usize>::new();
         for pod in &pods {
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty());
-            let node = node.or_else(|| pod.uid().and_then(|u| self.bound.get(&u).cloned()));
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
+            let node = node.or_else(|| pod.metadata.uid.as_deref().and_then(|u| self.bound.get(u)).map(String::as_str));
             if let Some(n) = node {
                 *per_node.entry(n).or_default() += 1;
             }
         }
+        let mut per_node: BTreeMap<String, usize> = per_node.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         for pod in &pods {
             let Some(spec) = pod.spec.as_ref() else { continue };
             let uid = pod.uid().unwrap_or_default();
