@@ -8,8 +8,9 @@
 //!   answers from its cache after one warm-up pass; Unbound answers them from local-data.
 //!
 //! Each server gets BENCH_THREADS (default 1) threads, dnsperf one: on this 2-core machine
-//! that gives every side a core. Throughput comes from a 10 s run at full speed; p99 from a
-//! rate-limited run (BENCH_P99_QPS, default 20,000/s) with dnsperf's per-query latencies.
+//! that gives every side a core. Throughput is the median of BENCH_ROUNDS (3) runs of
+//! BENCH_SECONDS (10) at full speed, the servers taking turns; p99 comes from a rate-limited
+//! run (BENCH_P99_QPS, default 20,000/s) with dnsperf's per-query latencies.
 //! Also reported: zone sync time and resident memory with everything loaded.
 //!
 //! Run: `cargo bench -p portico --bench dns_bench` (needs dnsperf and unbound from Debian).
@@ -162,6 +163,8 @@ async fn main() {
     let per_service = env_usize("BENCH_ENDPOINTS", 10);
     let threads = env_usize("BENCH_THREADS", 1);
     let p99_qps = env_usize("BENCH_P99_QPS", 20_000);
+    let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
+    let seconds = env_usize("BENCH_SECONDS", 10) as u32;
     let forwarded = 1000;
     println!("dns_bench: {services} Services x {per_service} endpoints, {threads} server thread(s) each");
 
@@ -264,11 +267,27 @@ async fn main() {
     println!("|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
     for (label, file) in [("cluster", &cluster_file), ("forwarded (cached)", &fwd_file)] {
+        // Alternate the two servers for `rounds` runs each and keep each one's median run, so
+        // a passing disturbance on the machine hits both alike.
+        let mut runs: [Vec<Perf>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (i, addr) in [dns_addr, ub].into_iter().enumerate() {
+                runs[i].push(dnsperf(addr, file, seconds));
+            }
+        }
         let mut qps = Vec::new();
-        for (who, addr) in [("portico", dns_addr), ("unbound", ub)] {
-            let p = dnsperf(addr, file, 10);
+        for (i, (who, addr)) in [("portico", dns_addr), ("unbound", ub)].into_iter().enumerate() {
+            runs[i].sort_by(|a, b| a.qps.partial_cmp(&b.qps).unwrap());
+            let all: Vec<String> = runs[i].iter().map(|p| format!("{:.0}", p.qps)).collect();
+            let p = &runs[i][runs[i].len() / 2];
             let (p50, p99) = latency(addr, file, p99_qps);
-            println!("| {label} | {who} | {:.0} | {:.3} ms | {p50:.3} / {p99:.3} ms | {} |", p.qps, p.avg_ms, p.lost);
+            println!(
+                "| {label} | {who} | {:.0} (runs: {}) | {:.3} ms | {p50:.3} / {p99:.3} ms | {} |",
+                p.qps,
+                all.join(", "),
+                p.avg_ms,
+                p.lost
+            );
             qps.push(p.qps);
         }
         ratios.push((label, qps[0] / qps[1].max(1.0)));
