@@ -178,7 +178,10 @@ async fn start_dns(
     let config = dns_args.config()?;
     let client = client_from(&running.kubeconfig).await?;
     let dns = dns::start(client.clone(), config.clone()).await.map_err(|e| {
-        anyhow::anyhow!("{e} (choose another address with --dns-listen, or run without DNS with --no-dns)")
+        anyhow::anyhow!(
+            "{e} (choose other addresses with --dns-listen, --dns-health, --dns-ready and --dns-metrics, \
+             or run without DNS with --no-dns)"
+        )
     })?;
     let cidrs = apiserver::services::ServiceNetworkConfig::parse_cidrs(&server.service_cluster_ip_range)
         .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
