@@ -154,14 +154,17 @@ async fn start_server(args: &ServerArgs) -> anyhow::Result<apiserver::Running> {
     let running = apiserver::start(args.config()?).await?;
     let client = client_from(&running.kubeconfig).await?;
     let opts = controllers::run::Options { max_endpoints_per_slice: args.max_endpoints_per_slice };
-    tokio::spawn(controllers::run::run_service_endpoints(client.clone(), opts));
-    tokio::spawn(controllers::run::workloads::run_workloads(client.clone()));
+    // One pod watch for all the loops; each takes its feed before it starts.
+    let pods = controllers::run::SharedPods::new();
+    tokio::spawn(controllers::run::run_service_endpoints(client.clone(), opts, pods.feed()));
+    tokio::spawn(controllers::run::workloads::run_workloads(client.clone(), pods.feed()));
     let node_opts = controllers::run::nodes::NodeOptions {
         cluster_cidr: args.cluster_cidr.clone(),
         node_monitor_grace: Duration::from_secs(args.node_monitor_grace_period_seconds),
         lb_pool: args.loadbalancer_ip_pool.clone(),
     };
-    tokio::spawn(controllers::run::nodes::run_nodes(client, node_opts));
+    tokio::spawn(controllers::run::nodes::run_nodes(client.clone(), node_opts, pods.feed()));
+    pods.start(client);
     println!("Portico API server on https://{}", running.addr);
     println!("kubectl --kubeconfig {} get namespaces", running.kubeconfig.display());
     Ok(running)

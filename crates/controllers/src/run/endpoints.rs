@@ -26,6 +26,7 @@ use crate::endpointslice::{self, format_trigger_time, selects};
 use crate::mirroring;
 
 use super::index::Index;
+use super::shared::{Ev, PodFeed};
 
 /// Settings of the controllers.
 #[derive(Clone, Debug)]
@@ -59,14 +60,6 @@ enum Dirty {
     All,
 }
 
-/// A watch event as the index sees it.
-enum Ev<'a, K: Resource<DynamicType = ()> + Clone + 'static> {
-    Apply(&'a K),
-    Delete(&'a K),
-    /// A relist finished; the store holds the new list.
-    Relisted(&'a Store<K>),
-}
-
 fn ix(index: &Mutex<Index>) -> std::sync::MutexGuard<'_, Index> {
     index.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -93,8 +86,9 @@ struct Stores {
 }
 
 /// Runs the EndpointSlice, Endpoints and mirroring controllers until the process ends.
-pub async fn run_service_endpoints(client: Client, opts: Options) {
+pub async fn run_service_endpoints(client: Client, opts: Options, pods: PodFeed) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let pods_ready = pods.ready();
     let index = Arc::new(Mutex::new(Index::default()));
     let (i1, i2, i3) = (index.clone(), index.clone(), index.clone());
     let stores = Stores {
@@ -116,7 +110,7 @@ pub async fn run_service_endpoints(client: Client, opts: Options) {
                 vec![]
             }
         }),
-        pods: watch::<Pod>(&client, &tx, move |ev| match ev {
+        pods: pods.follow(&tx, move |ev| match ev {
             Ev::Apply(p) => {
                 let labels = p.metadata.labels.clone().unwrap_or_default();
                 ix(&i2).set_pod(key_of(p), Some(labels)).into_iter().map(Dirty::Service).collect()
@@ -153,9 +147,9 @@ pub async fn run_service_endpoints(client: Client, opts: Options) {
         }),
     };
     drop(tx);
+    pods_ready.await;
     for ready in [
         stores.services.wait_until_ready().await,
-        stores.pods.wait_until_ready().await,
         stores.slices.wait_until_ready().await,
         stores.endpoints.wait_until_ready().await,
         stores.nodes.wait_until_ready().await,

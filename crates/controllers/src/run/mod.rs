@@ -4,9 +4,11 @@
 mod endpoints;
 mod index;
 pub mod nodes;
+pub mod shared;
 pub mod workloads;
 
 pub use endpoints::{Options, run_service_endpoints};
+pub use shared::{PodFeed, SharedPods};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};

@@ -68,7 +68,7 @@ struct Stores {
 }
 
 /// Runs the scheduler, node lifecycle, node IPAM and LB IPAM until the process ends.
-pub async fn run_nodes(client: Client, opts: NodeOptions) {
+pub async fn run_nodes(client: Client, opts: NodeOptions, pods: super::PodFeed) {
     let cidrs = match PodCidrAllocator::new(&opts.cluster_cidr, DEFAULT_NODE_CIDR_MASK_SIZE_V4) {
         Ok(a) => a,
         Err(e) => {
@@ -84,15 +84,16 @@ pub async fn run_nodes(client: Client, opts: NodeOptions) {
         }
     };
     let (tx, rx) = mpsc::unbounded_channel();
+    let pods_ready = pods.ready();
     let stores = Stores {
-        pods: watch::<Pod>(&client, &tx),
+        pods: pods.follow(&tx, |_| vec![()]),
         nodes: watch::<Node>(&client, &tx),
         leases: watch::<Lease>(&client, &tx),
         services: watch::<Service>(&client, &tx),
     };
     drop(tx);
+    pods_ready.await;
     for ready in [
-        stores.pods.wait_until_ready().await,
         stores.nodes.wait_until_ready().await,
         stores.leases.wait_until_ready().await,
         stores.services.wait_until_ready().await,

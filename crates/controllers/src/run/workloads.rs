@@ -80,10 +80,16 @@ fn key_of<K: Resource>(kind: Kind, o: &K) -> Key {
 }
 
 /// Runs the ReplicaSet, Deployment and StatefulSet controllers until the process ends.
-pub async fn run_workloads(client: Client) {
+pub async fn run_workloads(client: Client, pods: super::PodFeed) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let pods_ready = pods.ready();
     let stores = Stores {
-        pods: watch::<Pod>(&client, &tx, |p| owner_key(&p.metadata).map(Dirty::Key).into_iter().collect()),
+        pods: pods.follow(&tx, |ev| match ev {
+            super::shared::Ev::Apply(p) | super::shared::Ev::Delete(p) => {
+                owner_key(&p.metadata).map(Dirty::Key).into_iter().collect()
+            }
+            super::shared::Ev::Relisted(_) => vec![Dirty::All],
+        }),
         replica_sets: watch::<ReplicaSet>(&client, &tx, |rs| {
             let mut out = vec![Dirty::Key(key_of(Kind::ReplicaSet, rs))];
             out.extend(owner_key(&rs.metadata).map(Dirty::Key));
@@ -93,8 +99,8 @@ pub async fn run_workloads(client: Client) {
         stateful_sets: watch::<StatefulSet>(&client, &tx, |s| vec![Dirty::Key(key_of(Kind::StatefulSet, s))]),
     };
     drop(tx);
+    pods_ready.await;
     for ready in [
-        stores.pods.wait_until_ready().await,
         stores.replica_sets.wait_until_ready().await,
         stores.deployments.wait_until_ready().await,
         stores.stateful_sets.wait_until_ready().await,
