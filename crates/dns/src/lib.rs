@@ -79,42 +79,67 @@ impl Running {
     }
 }
 
-/// Binds every socket (so a bad address fails here, before anything runs), then starts the
-/// watches, the UDP threads and the TCP and HTTP tasks.
-pub async fn start(client: kube::Client, mut config: Config) -> Result<Running, Error> {
-    let bind_err = |what, addr| move |source| Error::Bind { what, addr, source };
-    let sockets = server::udp::bind(config.listen, config.udp_sockets).map_err(bind_err("UDP", config.listen))?;
-    let addr = sockets[0].local_addr().map_err(bind_err("UDP", config.listen))?;
-    let tcp = TcpListener::bind(addr).await.map_err(bind_err("TCP", addr))?;
+/// Sockets bound and not yet served: binding first lets a caller fail on a taken address
+/// before it starts anything else.
+pub struct Bound {
+    config: Config,
+    addr: SocketAddr,
+    udp: Vec<std::net::UdpSocket>,
+    tcp: TcpListener,
+    http: Vec<(TcpListener, Vec<Endpoint>)>,
+}
 
-    let mut http: BTreeMap<SocketAddr, Vec<Endpoint>> = BTreeMap::new();
+/// Binds the UDP sockets, the TCP listener and the HTTP endpoints of `config`.
+pub async fn bind(config: Config) -> Result<Bound, Error> {
+    let bind_err = |what, addr| move |source| Error::Bind { what, addr, source };
+    let udp = server::udp::bind(config.listen, config.udp_sockets).map_err(bind_err("UDP", config.listen))?;
+    let addr = udp[0].local_addr().map_err(bind_err("UDP", config.listen))?;
+    let tcp = TcpListener::bind(addr).await.map_err(bind_err("TCP", addr))?;
+    let mut by_addr: BTreeMap<SocketAddr, Vec<Endpoint>> = BTreeMap::new();
     for (a, e) in
         [(config.health, Endpoint::Health), (config.ready, Endpoint::Ready), (config.metrics, Endpoint::Metrics)]
     {
         if let Some(a) = a {
-            http.entry(a).or_default().push(e);
+            by_addr.entry(a).or_default().push(e);
         }
     }
-    let mut listeners = Vec::new();
-    for (a, endpoints) in http {
-        listeners.push((TcpListener::bind(a).await.map_err(bind_err("HTTP", a))?, endpoints));
+    let mut http = Vec::new();
+    for (a, endpoints) in by_addr {
+        http.push((TcpListener::bind(a).await.map_err(bind_err("HTTP", a))?, endpoints));
+    }
+    Ok(Bound { config, addr, udp, tcp, http })
+}
+
+impl Bound {
+    /// The UDP and TCP address bound (with the port chosen, when the config said 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
-    if config.zone.local_ips.is_empty() && !addr.ip().is_unspecified() {
-        config.zone.local_ips.push(addr.ip());
-    }
-    let watch_pods = config.zone.pods == PodMode::Verified;
-    let forwarder = Forwarder::new(config.upstreams.clone(), addr, config.max_concurrent, config.forward_timeout);
-    let metrics = Metrics::new(format!("dns://{addr}"), &forwarder.upstream_addrs());
-    let shared = Shared::new(config.zone, Cache::new(config.cache_size), forwarder, metrics);
-    feed::spawn(client, shared.clone(), watch_pods);
+    /// Starts the watches, the UDP threads and the TCP and HTTP tasks.
+    pub fn start(self, client: kube::Client) -> Running {
+        let Bound { mut config, addr, udp, tcp, http } = self;
+        if config.zone.local_ips.is_empty() && !addr.ip().is_unspecified() {
+            config.zone.local_ips.push(addr.ip());
+        }
+        let watch_pods = config.zone.pods == PodMode::Verified;
+        let forwarder = Forwarder::new(config.upstreams.clone(), addr, config.max_concurrent, config.forward_timeout);
+        let metrics = Metrics::new(format!("dns://{addr}"), &forwarder.upstream_addrs());
+        let shared = Shared::new(config.zone, Cache::new(config.cache_size), forwarder, metrics);
+        feed::spawn(client, shared.clone(), watch_pods);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    server::udp::spawn(sockets, shared.clone(), stop.clone());
-    let mut tasks = vec![tokio::spawn(server::tcp::serve(tcp, shared.clone()))];
-    for (listener, endpoints) in listeners {
-        tasks.push(tokio::spawn(server::http::serve(listener, shared.clone(), endpoints)));
+        let stop = Arc::new(AtomicBool::new(false));
+        server::udp::spawn(udp, shared.clone(), stop.clone());
+        let mut tasks = vec![tokio::spawn(server::tcp::serve(tcp, shared.clone()))];
+        for (listener, endpoints) in http {
+            tasks.push(tokio::spawn(server::http::serve(listener, shared.clone(), endpoints)));
+        }
+        tracing::info!(%addr, upstreams = ?shared.forwarder.upstream_addrs(), zone = %shared.config.zone, "cluster DNS serving");
+        Running { addr, shared, stop, tasks }
     }
-    tracing::info!(%addr, upstreams = ?shared.forwarder.upstream_addrs(), zone = %shared.config.zone, "cluster DNS serving");
-    Ok(Running { addr, shared, stop, tasks })
+}
+
+/// Binds every socket (so a bad address fails here, before anything runs), then starts.
+pub async fn start(client: kube::Client, config: Config) -> Result<Running, Error> {
+    Ok(bind(config).await?.start(client))
 }

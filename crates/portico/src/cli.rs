@@ -108,10 +108,15 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Up(args) => {
-                let running = start_server(&args.server).await?;
+                // The DNS addresses are bound first, so a taken port fails before anything runs.
                 let dns = match args.dns.no_dns {
                     true => None,
-                    false => Some(start_dns(&args.dns, &args.server, &running).await?),
+                    false => Some(bind_dns(&args.dns).await?),
+                };
+                let running = start_server(&args.server).await?;
+                let dns = match dns {
+                    Some((bound, config)) => Some(start_dns(bound, config, &args.server, &running).await?),
+                    None => None,
                 };
                 wait_for_shutdown().await;
                 tracing::info!("shutting down");
@@ -170,22 +175,28 @@ async fn start_server(args: &ServerArgs) -> anyhow::Result<apiserver::Running> {
     Ok(running)
 }
 
-/// The cluster DNS of `portico up`, behind the kube-dns Service at the tenth address of the
-/// service range (10.96.0.10 by default), as kubeadm sets it up.
-async fn start_dns(
-    args: &UpDnsArgs,
-    server: &ServerArgs,
-    running: &apiserver::Running,
-) -> anyhow::Result<dns::Running> {
-    let dns_args = args.to_dns_args(running.kubeconfig.clone());
-    let config = dns_args.config()?;
-    let client = client_from(&running.kubeconfig).await?;
-    let dns = dns::start(client.clone(), config.clone()).await.map_err(|e| {
+/// Binds the sockets of `portico up`'s cluster DNS.
+async fn bind_dns(args: &UpDnsArgs) -> anyhow::Result<(dns::Bound, dns::Config)> {
+    let config = args.to_dns_args().config()?;
+    let bound = dns::bind(config.clone()).await.map_err(|e| {
         anyhow::anyhow!(
             "{e} (choose other addresses with --dns-listen, --dns-health, --dns-ready and --dns-metrics, \
              or run without DNS with --no-dns)"
         )
     })?;
+    Ok((bound, config))
+}
+
+/// Starts the cluster DNS of `portico up` behind the kube-dns Service at the tenth address of
+/// the service range (10.96.0.10 by default), as kubeadm sets it up.
+async fn start_dns(
+    bound: dns::Bound,
+    config: dns::Config,
+    server: &ServerArgs,
+    running: &apiserver::Running,
+) -> anyhow::Result<dns::Running> {
+    let client = client_from(&running.kubeconfig).await?;
+    let dns = bound.start(client.clone());
     let cidrs = apiserver::services::ServiceNetworkConfig::parse_cidrs(&server.service_cluster_ip_range)
         .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
     let cluster_ip = nth_address(cidrs[0].network(), 10);

@@ -80,10 +80,11 @@ pub struct UpDnsArgs {
 }
 
 impl UpDnsArgs {
-    /// The same settings as `portico dns` with its defaults for everything `up` does not expose.
-    pub fn to_dns_args(&self, kubeconfig: PathBuf) -> DnsArgs {
+    /// The same settings as `portico dns` with its defaults for everything `up` does not expose
+    /// (`up` connects the DNS to its own API server itself).
+    pub fn to_dns_args(&self) -> DnsArgs {
         DnsArgs {
-            kubeconfig: Some(kubeconfig),
+            kubeconfig: None,
             listen: self.dns_listen,
             cluster_domain: self.cluster_domain.clone(),
             ttl: 5,
