@@ -10,7 +10,7 @@ use super::metrics::Metrics;
 use crate::wire::{self, Name, rtype};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,7 +36,8 @@ pub struct Forwarder {
     upstreams: Vec<Upstream>,
     in_flight: Semaphore,
     timeout: Duration,
-    probes: Mutex<HashMap<Name, usize>>,
+    /// Probe names to the upstream each was sent to; set once, read lock-free on every query.
+    probes: OnceLock<HashMap<Name, usize>>,
     probed: AtomicBool,
 }
 
@@ -64,7 +65,7 @@ impl Forwarder {
             upstreams,
             in_flight: Semaphore::new(max_concurrent.clamp(1, Semaphore::MAX_PERMITS)),
             timeout,
-            probes: Mutex::new(HashMap::new()),
+            probes: OnceLock::new(),
             probed: AtomicBool::new(false),
         }
     }
@@ -75,8 +76,10 @@ impl Forwarder {
 
     /// Whether `name` is one of our loop probes coming back; if so, its upstream is marked.
     pub fn is_returning_probe(&self, name: &Name, metrics: &Metrics) -> bool {
-        let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        if probes.is_empty() {
+        let Some(probes) = self.probes.get() else { return false };
+        // Probe names are two 16-character labels: anything else is not one, without hashing.
+        let wire = name.wire();
+        if wire.len() != 35 || wire[0] != 16 {
             return false;
         }
         let Some(&i) = probes.get(name) else { return false };
@@ -101,7 +104,7 @@ impl Forwarder {
             };
             names.push((i, name));
         }
-        self.probes.lock().unwrap_or_else(|e| e.into_inner()).extend(names.iter().map(|(i, n)| (n.clone(), *i)));
+        let _ = self.probes.set(names.iter().map(|(i, n)| (n.clone(), *i)).collect());
         for (i, name) in names {
             let query = wire::build_query(rand::random(), &name, rtype::HINFO);
             let _ = self.exchange_with(i, &query, metrics).await;
