@@ -458,6 +458,13 @@ async fn malformed_packets_get_formerr_or_nothing_and_the_server_stays_up() {
         let mut buf = [0u8; 512];
         assert!(s.recv(&mut buf).is_err(), "no answer to {junk:?}");
     }
+    // EDNS version 1: BADVERS (extended RCODE 16 in the OPT record).
+    let mut v1 = good.clone();
+    let n = v1.len();
+    v1[n - 5] = 1;
+    let m = wire::parse_message(&exchange(addr, &v1, false).unwrap()).unwrap();
+    let opt = m.additional.iter().find(|r| r.rtype() == rtype::OPT).expect("an OPT record");
+    assert_eq!(opt.ttl >> 24, 1, "BADVERS");
     // An unknown opcode: NOTIMP.
     let mut notify = good.clone();
     notify[2] = 4 << 3;

@@ -70,6 +70,9 @@ impl Shared {
         if query.header.opcode() != 0 {
             return reply(Source::Server, ResponseBuilder::error_from_header(&query.header, rcode::NOTIMP));
         }
+        if query.edns.is_some_and(|e| e.version > 0) {
+            return reply(Source::Server, ResponseBuilder::badvers(&query));
+        }
         if self.forwarder.is_returning_probe(&query.name, &self.metrics) {
             return reply(Source::Server, self.empty(&query, rcode::REFUSED, proto));
         }

@@ -12,6 +12,7 @@ const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const FLAG_RA: u16 = 0x0080;
 const EDNS_DO: u16 = 0x8000;
+const BADVERS: u16 = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -387,6 +388,18 @@ impl ResponseBuilder {
         b
     }
 
+    /// BADVERS (extended RCODE 16, RFC 6891 §6.1.3) for a query with an EDNS version this
+    /// server does not speak: the question, and an OPT record of version 0 carrying the code.
+    pub fn badvers(query: &Query) -> Vec<u8> {
+        let mut b = ResponseBuilder::new(query, 0, false, true, super::CLASSIC_UDP_SIZE);
+        b.edns = Some(Edns { udp_size: super::ADVERTISED_UDP_SIZE, version: 0, dnssec_ok: false });
+        let mut wire = b.finish();
+        // The OPT record is last: its TTL's first byte is the upper 8 bits of the RCODE.
+        let ttl_at = wire.len() - 6;
+        wire[ttl_at] = (BADVERS >> 4) as u8;
+        wire
+    }
+
     /// A header-only error response (FORMERR for a body that did not parse, NOTIMP, ...).
     pub fn error_from_header(header: &Header, rcode: u8) -> Vec<u8> {
         let flags = FLAG_QR | (header.flags & (0x7800 | FLAG_RD)) | (rcode as u16 & 0xF);
@@ -694,6 +707,21 @@ mod tests {
         assert_eq!(m.edns().unwrap().udp_size, 1232);
         // Compression made it smaller than the names written out in full.
         assert!(wire.len() < 12 + 3 * 45, "{} bytes", wire.len());
+    }
+
+    #[test]
+    fn unknown_edns_versions_get_badvers() {
+        let mut bytes = query_bytes("a.example", rtype::A, Some(1232));
+        let n = bytes.len();
+        bytes[n - 5] = 1; // OPT TTL: extended rcode 0, version 1
+        let q = Query::parse(&bytes).unwrap();
+        assert_eq!(q.edns.unwrap().version, 1);
+        let wire = ResponseBuilder::badvers(&q);
+        let m = parse_message(&wire).unwrap();
+        let opt = m.additional.iter().find(|r| r.rtype() == rtype::OPT).unwrap();
+        assert_eq!(m.header.rcode(), 0);
+        assert_eq!(opt.ttl >> 24, 1, "extended rcode 16 = 1 << 4");
+        assert_eq!((opt.ttl >> 16) & 0xFF, 0, "answered as version 0");
     }
 
     #[test]
