@@ -10,7 +10,8 @@
 //! worker waits until the reflectors show its own writes, so the next reconcile of the same
 //! object never works from a stale view (which could otherwise create duplicate pods).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -63,6 +64,58 @@ struct Stores {
     stateful_sets: Store<StatefulSet>,
 }
 
+/// Pods by the UID of their controller, kept by the pod feed so that a reconcile reads only
+/// the pods it controls (the reconcilers look at no others) instead of copying every pod of
+/// the namespace, with each pod's resourceVersion so that own writes are checked against
+/// what the reconciles read.
+#[derive(Default)]
+struct Owned {
+    by_owner: HashMap<String, BTreeSet<(String, String)>>,
+    pods: HashMap<(String, String), (Option<String>, String)>,
+}
+
+impl Owned {
+    fn set(&mut self, key: (String, String), now: Option<(Option<String>, String)>) {
+        let old = match &now {
+            Some(v) => self.pods.insert(key.clone(), v.clone()),
+            None => self.pods.remove(&key),
+        };
+        if let Some((Some(uid), _)) = old
+            && let Some(set) = self.by_owner.get_mut(&uid)
+        {
+            set.remove(&key);
+            if set.is_empty() {
+                self.by_owner.remove(&uid);
+            }
+        }
+        if let Some((Some(uid), _)) = now {
+            self.by_owner.entry(uid).or_default().insert(key);
+        }
+    }
+
+    fn reset<'a>(&mut self, pods: impl Iterator<Item = &'a Pod>) {
+        self.by_owner.clear();
+        self.pods.clear();
+        for p in pods {
+            self.set(pod_key(p), Some(pod_entry(p)));
+        }
+    }
+}
+
+fn pod_key(p: &Pod) -> (String, String) {
+    (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default())
+}
+
+fn pod_entry(p: &Pod) -> (Option<String>, String) {
+    let owner =
+        p.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| r.uid.clone());
+    (owner, p.metadata.resource_version.clone().unwrap_or_default())
+}
+
+fn owned(index: &Mutex<Owned>) -> std::sync::MutexGuard<'_, Owned> {
+    index.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The controller owner of an object, as a key, when it is of a kind reconciled here.
 fn owner_key(meta: &kube::api::ObjectMeta) -> Option<Key> {
     let owner = meta.owner_references.iter().flatten().find(|r| r.controller == Some(true))?;
@@ -83,12 +136,23 @@ fn key_of<K: Resource>(kind: Kind, o: &K) -> Key {
 pub async fn run_workloads(client: Client, pods: super::PodFeed) {
     let (tx, rx) = mpsc::unbounded_channel();
     let pods_ready = pods.ready();
+    let index = Arc::new(Mutex::new(Owned::default()));
+    let ix = index.clone();
     let stores = Stores {
-        pods: pods.follow(&tx, |ev| match ev {
-            super::shared::Ev::Apply(p) | super::shared::Ev::Delete(p) => {
+        pods: pods.follow(&tx, move |ev| match ev {
+            super::shared::Ev::Apply(p) => {
+                owned(&ix).set(pod_key(p), Some(pod_entry(p)));
                 owner_key(&p.metadata).map(Dirty::Key).into_iter().collect()
             }
-            super::shared::Ev::Relisted(_) => vec![Dirty::All],
+            super::shared::Ev::Delete(p) => {
+                owned(&ix).set(pod_key(p), None);
+                owner_key(&p.metadata).map(Dirty::Key).into_iter().collect()
+            }
+            super::shared::Ev::Relisted(store) => {
+                let all = store.state();
+                owned(&ix).reset(all.iter().map(|p| p.as_ref()));
+                vec![Dirty::All]
+            }
         }),
         replica_sets: watch::<ReplicaSet>(&client, &tx, |rs| {
             let mut out = vec![Dirty::Key(key_of(Kind::ReplicaSet, rs))];
@@ -111,7 +175,7 @@ pub async fn run_workloads(client: Client, pods: super::PodFeed) {
         }
     }
     tracing::info!("workload controllers synced; reconciling");
-    Worker { client, stores, pending: BTreeMap::new() }.run(rx).await;
+    Worker { client, stores, owned: index, pending: BTreeMap::new() }.run(rx).await;
 }
 
 /// Starts a reflector for `K` and forwards what each event makes dirty.
@@ -152,6 +216,7 @@ where
 struct Worker {
     client: Client,
     stores: Stores,
+    owned: Arc<Mutex<Owned>>,
     /// Dirty objects and when they are due.
     pending: BTreeMap<Key, Instant>,
 }
@@ -218,14 +283,24 @@ impl Worker {
         }
     }
 
-    fn pods_in(&self, ns: &str) -> Vec<Pod> {
-        self.stores
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| p.namespace().as_deref() == Some(ns))
+    /// The pods `uid` controls.
+    fn pods_of(&self, uid: Option<String>) -> Vec<Pod> {
+        let Some(uid) = uid else { return vec![] };
+        let keys: Vec<(String, String)> =
+            owned(&self.owned).by_owner.get(&uid).into_iter().flatten().cloned().collect();
+        keys.iter()
+            .filter_map(|(ns, name)| self.stores.pods.get(&reflector::ObjectRef::new(name).within(ns)))
             .map(|p| (*p).clone())
             .collect()
+    }
+
+    /// Waits until the owner index (which the reconciles read) shows our pod writes.
+    async fn finish_pods(&self, ns: &str, writes: &[Write]) -> bool {
+        let ok = writes.iter().all(|w| !matches!(w, Write::Retry));
+        let index = self.owned.clone();
+        let current =
+            move |name: &str| owned(&index).pods.get(&(ns.to_owned(), name.to_owned())).map(|(_, rv)| rv.clone());
+        wait_until(ns, writes, current).await && ok
     }
 
     async fn sync_replica_set(&self, ns: &str, name: &str) -> bool {
@@ -235,7 +310,7 @@ impl Worker {
         if rs.metadata.deletion_timestamp.is_some() {
             return true;
         }
-        let pods = self.pods_in(ns);
+        let pods = self.pods_of(rs.uid());
         let now = jiff::Timestamp::now().to_string();
         let plan = replicaset::reconcile_at(&rs, &pods, Some(&now));
         if !plan.create.is_empty() || !plan.delete.is_empty() {
@@ -254,8 +329,7 @@ impl Worker {
                 patch_status(&api, name, rs.status.as_ref(), &status).await,
             ));
         }
-        self.finish(ns, &pod_writes, &self.stores.pods).await
-            & self.finish(ns, &own_writes, &self.stores.replica_sets).await
+        self.finish_pods(ns, &pod_writes).await & self.finish(ns, &own_writes, &self.stores.replica_sets).await
     }
 
     async fn sync_stateful_set(&self, ns: &str, name: &str) -> bool {
@@ -265,7 +339,7 @@ impl Worker {
         if set.metadata.deletion_timestamp.is_some() {
             return true;
         }
-        let pods = self.pods_in(ns);
+        let pods = self.pods_of(set.uid());
         let now = jiff::Timestamp::now().to_string();
         let plan = statefulset::reconcile_at(&set, &pods, Some(&now));
         if !plan.create.is_empty() || !plan.delete.is_empty() {
@@ -284,8 +358,7 @@ impl Worker {
                 patch_status(&api, name, set.status.as_ref(), &status).await,
             ));
         }
-        self.finish(ns, &pod_writes, &self.stores.pods).await
-            & self.finish(ns, &own_writes, &self.stores.stateful_sets).await
+        self.finish_pods(ns, &pod_writes).await & self.finish(ns, &own_writes, &self.stores.stateful_sets).await
     }
 
     async fn sync_deployment(&self, ns: &str, name: &str) -> bool {
@@ -493,6 +566,16 @@ async fn wait_for_writes<K>(store: &Store<K>, ns: &str, writes: &[Write]) -> boo
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
+    let current = |name: &str| {
+        store
+            .get(&reflector::ObjectRef::new(name).within(ns))
+            .map(|o| o.meta().resource_version.clone().unwrap_or_default())
+    };
+    wait_until(ns, writes, current).await
+}
+
+/// Waits until `current` (name -> resourceVersion held) shows our writes; false on timeout.
+async fn wait_until(ns: &str, writes: &[Write], current: impl Fn(&str) -> Option<String>) -> bool {
     if writes.iter().all(|w| matches!(w, Write::Retry)) {
         return true;
     }
@@ -500,16 +583,14 @@ where
     loop {
         let seen = writes.iter().all(|w| match w {
             Write::Retry => true,
-            Write::Stored(name, rv) => store
-                .get(&reflector::ObjectRef::new(name).within(ns))
-                .is_some_and(|o| at_least(o.meta().resource_version.as_deref(), rv)),
-            Write::Gone(name) => store.get(&reflector::ObjectRef::new(name).within(ns)).is_none(),
+            Write::Stored(name, rv) => at_least(current(name).as_deref(), rv),
+            Write::Gone(name) => current(name).is_none(),
         });
         if seen {
             return true;
         }
         if Instant::now() >= deadline {
-            tracing::warn!(namespace = %ns, "reflector did not show our writes in time; requeued");
+            tracing::warn!(namespace = %ns, "watches did not show our writes in time; requeued");
             return false;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
