@@ -16,9 +16,12 @@ pub struct DnsArgs {
     /// The cluster domain.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
-    /// TTL of answers, and the SOA minimum (negative caching).
+    /// TTL of answers.
     #[arg(long, default_value_t = 5)]
     pub ttl: u32,
+    /// TTL of NXDOMAIN / NODATA (the SOA minimum; default: --ttl, as CoreDNS).
+    #[arg(long)]
+    pub negative_ttl: Option<u32>,
     /// Pod records: disabled, insecure (kubeadm's default) or verified.
     #[arg(long, default_value = "insecure")]
     pub pods: dns::PodMode,
@@ -88,6 +91,7 @@ impl UpDnsArgs {
             listen: self.dns_listen,
             cluster_domain: self.cluster_domain.clone(),
             ttl: 5,
+            negative_ttl: None,
             pods: dns::PodMode::Insecure,
             namespaces: vec![],
             upstream: self.dns_upstream.clone(),
@@ -123,6 +127,7 @@ impl DnsArgs {
         let mut zone =
             dns::ZoneConfig::new(&self.cluster_domain).map_err(|e| anyhow::anyhow!("--cluster-domain: {e}"))?;
         zone.ttl = self.ttl;
+        zone.negative_ttl = self.negative_ttl;
         zone.pods = self.pods;
         if !self.namespaces.is_empty() {
             zone.namespaces = Some(self.namespaces.iter().cloned().collect());

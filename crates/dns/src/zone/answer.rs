@@ -401,6 +401,7 @@ fn address(ip: IpAddr) -> RecordData {
 /// The zone's SOA, as CoreDNS writes it.
 pub(crate) fn soa(data: &ZoneData, cfg: &ZoneConfig) -> Record {
     let z = &cfg.zone;
+    let negative = cfg.negative_ttl.unwrap_or(cfg.ttl);
     let data = RecordData::Soa {
         mname: z.prepend("dns").and_then(|n| n.prepend("ns")).unwrap_or_else(|_| z.clone()),
         rname: z.prepend("hostmaster").unwrap_or_else(|_| z.clone()),
@@ -408,9 +409,9 @@ pub(crate) fn soa(data: &ZoneData, cfg: &ZoneConfig) -> Record {
         refresh: 7200,
         retry: 1800,
         expire: 86400,
-        minimum: cfg.ttl,
+        minimum: negative,
     };
-    Record::new(z.clone(), cfg.ttl.min(300), data)
+    Record::new(z.clone(), negative.min(300), data)
 }
 
 /// NS records for the apex and the addresses behind them: the DNS Service's name and cluster

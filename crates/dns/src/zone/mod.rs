@@ -47,8 +47,11 @@ impl std::str::FromStr for PodMode {
 pub struct ZoneConfig {
     /// The cluster domain, lowercase (`cluster.local`).
     pub zone: Name,
-    /// TTL of every answer (CoreDNS's `ttl`, default 5); also the SOA minimum (negative TTL).
+    /// TTL of every answer (CoreDNS's `ttl`, default 5).
     pub ttl: u32,
+    /// How long resolvers may cache NXDOMAIN and NODATA: the SOA minimum, and the SOA's own TTL
+    /// up to 300 s (RFC 2308). None: the answer TTL, as CoreDNS does.
+    pub negative_ttl: Option<u32>,
     pub pods: PodMode,
     /// Only these namespaces are answered for, when set (CoreDNS's `namespaces`).
     pub namespaces: Option<HashSet<String>>,
@@ -63,6 +66,7 @@ impl ZoneConfig {
         Ok(ZoneConfig {
             zone: Name::from_dotted(zone)?.to_lowercase(),
             ttl: 5,
+            negative_ttl: None,
             pods: PodMode::Insecure,
             namespaces: None,
             dns_service: Some(("kube-system".into(), "kube-dns".into())),

@@ -296,6 +296,11 @@ fn apex_namespaces_and_special_names() {
     assert!(soa[0].starts_with("cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. "), "{soa:?}");
     assert!(soa[0].ends_with(" 7200 1800 86400 5"), "{soa:?}");
     assert_eq!(ask("ns.dns.cluster.local", A), answer(&["ns.dns.cluster.local. 5 IN A 10.96.0.10"]));
+    // A separate negative TTL sets the SOA minimum and (up to 300 s) the SOA's TTL.
+    let mut cfg = config();
+    cfg.negative_ttl = Some(600);
+    let (_, soa600, _) = ask_with(&cluster(), &cfg, "cluster.local", SOA);
+    assert!(soa600[0].starts_with("cluster.local. 300 IN SOA ") && soa600[0].ends_with(" 86400 600"), "{soa600:?}");
     for name in ["cluster.local", "svc.cluster.local", "pod.cluster.local", "default.svc.cluster.local"] {
         assert_eq!(ask(name, A), bare("NoData"), "{name}");
     }
