@@ -21,14 +21,13 @@ mod common;
 use common::bench::{env_usize, rss_kib};
 
 use common::dns::{free_tcp_port, free_udp_tcp_port, http_get};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const NS: &str = "bench";
@@ -49,16 +48,10 @@ fn endpoint_ip(k: usize) -> String {
 async fn load(client: &kube::Client, services: usize, per_service: usize) {
     let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NS);
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..32 {
-        let (svcs, slices, next) = (svcs.clone(), slices.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= services {
-                    return;
-                }
+    futures::stream::iter(0..services)
+        .for_each_concurrent(32, |i| {
+            let (svcs, slices) = (svcs.clone(), slices.clone());
+            async move {
                 let svc = serde_json::from_value(json!({
                     "metadata": {"name": format!("s{i}")},
                     "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
@@ -77,11 +70,8 @@ async fn load(client: &kube::Client, services: usize, per_service: usize) {
                 .unwrap();
                 slices.create(&PostParams::default(), &slice).await.expect("create EndpointSlice");
             }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+        })
+        .await;
 }
 
 fn zone_objects(metrics: SocketAddr) -> (u64, u64) {
