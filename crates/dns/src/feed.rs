@@ -19,9 +19,8 @@ type Key = (String, String);
 
 enum Change<'a, K> {
     Apply(&'a K),
-    Delete(&'a K),
-    /// A full relist ended; these are the keys it had.
-    Relisted(&'a HashSet<Key>),
+    /// Deleted, or missing from a relist.
+    Gone(Key),
 }
 
 fn key<K: Resource>(o: &K) -> Key {
@@ -33,100 +32,50 @@ pub fn spawn(client: Client, shared: Arc<Shared>, watch_pods: bool) {
     let kinds = if watch_pods { 4 } else { 3 };
     let gate = Arc::new(SyncGate { remaining: AtomicUsize::new(kinds) });
 
-    let mut services: HashSet<Key> = HashSet::new();
-    tokio::spawn(run(
-        Api::<Service>::all(client.clone()),
-        shared.clone(),
-        gate.clone(),
-        move |zone, change| match change {
-            Change::Apply(s) => {
-                let (ns, name) = key(s);
-                zone.set_service(&ns, &name, k8s::service_model(s));
-                services.insert((ns, name));
-            }
-            Change::Delete(s) => {
-                let (ns, name) = key(s);
-                zone.set_service(&ns, &name, None);
-                services.remove(&(ns, name));
-            }
-            Change::Relisted(seen) => {
-                for (ns, name) in services.extract_if(|k| !seen.contains(k)) {
-                    zone.set_service(&ns, &name, None);
-                }
-            }
-        },
-    ));
+    tokio::spawn(run(Api::<Service>::all(client.clone()), shared.clone(), gate.clone(), |zone, change| match change {
+        Change::Apply(s) => {
+            let (ns, name) = key(s);
+            zone.set_service(&ns, &name, k8s::service_model(s));
+        }
+        Change::Gone((ns, name)) => zone.set_service(&ns, &name, None),
+    }));
 
     // slice -> the Service it was filed under, so relabels and deletes find it.
     let mut slices: HashMap<Key, String> = HashMap::new();
     tokio::spawn(run(Api::<EndpointSlice>::all(client.clone()), shared.clone(), gate.clone(), move |zone, change| {
-        let forget = |zone: &mut ZoneData, k: &Key, svc: &str| zone.set_slice(&k.0, svc, &k.1, None);
-        match change {
-            Change::Apply(s) => {
-                let k = key(s);
-                let model = k8s::slice_model(s);
-                if let Some(old) = slices.get(&k)
-                    && model.as_ref().is_none_or(|(svc, _)| svc != old)
-                {
-                    forget(zone, &k, old);
-                    slices.remove(&k);
-                }
-                if let Some((svc, m)) = model {
-                    zone.set_slice(&k.0, &svc, &k.1, Some(m));
-                    slices.insert(k, svc);
-                }
-            }
-            Change::Delete(s) => {
-                let k = key(s);
-                if let Some(svc) = slices.remove(&k) {
-                    forget(zone, &k, &svc);
-                }
-            }
-            Change::Relisted(seen) => {
-                for (k, svc) in slices.extract_if(|k, _| !seen.contains(k)) {
-                    forget(zone, &k, &svc);
-                }
-            }
+        let (k, model) = match change {
+            Change::Apply(s) => (key(s), k8s::slice_model(s)),
+            Change::Gone(k) => (k, None),
+        };
+        if let Some(old) = slices.get(&k)
+            && model.as_ref().is_none_or(|(svc, _)| svc != old)
+        {
+            zone.set_slice(&k.0, old, &k.1, None);
+            slices.remove(&k);
+        }
+        if let Some((svc, m)) = model {
+            zone.set_slice(&k.0, &svc, &k.1, Some(m));
+            slices.insert(k, svc);
         }
     }));
 
-    let mut namespaces: HashSet<Key> = HashSet::new();
-    tokio::spawn(run(Api::<Namespace>::all(client.clone()), shared.clone(), gate.clone(), move |zone, change| {
-        match change {
-            Change::Apply(n) => {
-                zone.set_namespace(&n.name_any(), true);
-                namespaces.insert(key(n));
-            }
-            Change::Delete(n) => {
-                zone.set_namespace(&n.name_any(), false);
-                namespaces.remove(&key(n));
-            }
-            Change::Relisted(seen) => {
-                for (_, name) in namespaces.extract_if(|k| !seen.contains(k)) {
-                    zone.set_namespace(&name, false);
-                }
-            }
-        }
-    }));
+    tokio::spawn(run(
+        Api::<Namespace>::all(client.clone()),
+        shared.clone(),
+        gate.clone(),
+        |zone, change| match change {
+            Change::Apply(n) => zone.set_namespace(&n.name_any(), true),
+            Change::Gone((_, name)) => zone.set_namespace(&name, false),
+        },
+    ));
 
     if watch_pods {
-        let mut pods: HashSet<Key> = HashSet::new();
-        tokio::spawn(run(Api::<Pod>::all(client), shared, gate, move |zone, change| match change {
+        tokio::spawn(run(Api::<Pod>::all(client), shared, gate, |zone, change| match change {
             Change::Apply(p) => {
                 let (ns, name) = key(p);
                 zone.set_pod(&ns, &name, k8s::pod_ips(p));
-                pods.insert((ns, name));
             }
-            Change::Delete(p) => {
-                let (ns, name) = key(p);
-                zone.set_pod(&ns, &name, vec![]);
-                pods.remove(&(ns, name));
-            }
-            Change::Relisted(seen) => {
-                for (ns, name) in pods.extract_if(|k| !seen.contains(k)) {
-                    zone.set_pod(&ns, &name, vec![]);
-                }
-            }
+            Change::Gone((ns, name)) => zone.set_pod(&ns, &name, vec![]),
         }));
     }
 }
@@ -143,6 +92,8 @@ where
 {
     let kind = K::kind(&Default::default()).to_string();
     let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    // What this watch has applied, so a relist can take away what it no longer lists.
+    let mut known: HashSet<Key> = HashSet::new();
     let mut relist: Option<HashSet<Key>> = None;
     let mut first_sync = true;
     while let Some(event) = stream.next().await {
@@ -160,11 +111,14 @@ where
                 if let Some(seen) = relist.as_mut() {
                     seen.insert(key(&o));
                 }
+                known.insert(key(&o));
                 on(&mut zone, Change::Apply(&o));
             }
             watcher::Event::InitDone => {
                 if let Some(seen) = relist.take() {
-                    on(&mut zone, Change::Relisted(&seen));
+                    for k in known.extract_if(|k| !seen.contains(k)) {
+                        on(&mut zone, Change::Gone(k));
+                    }
                 }
                 if std::mem::take(&mut first_sync) && gate.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     zone.synced = true;
@@ -175,8 +129,14 @@ where
                     );
                 }
             }
-            watcher::Event::Apply(o) => on(&mut zone, Change::Apply(&o)),
-            watcher::Event::Delete(o) => on(&mut zone, Change::Delete(&o)),
+            watcher::Event::Apply(o) => {
+                known.insert(key(&o));
+                on(&mut zone, Change::Apply(&o));
+            }
+            watcher::Event::Delete(o) => {
+                known.remove(&key(&o));
+                on(&mut zone, Change::Gone(key(&o)));
+            }
         }
     }
 }

@@ -79,7 +79,9 @@ impl Shared {
         if query.qclass != wire::CLASS_IN || matches!(query.qtype, rtype::AXFR | rtype::IXFR) {
             return reply(Source::Server, self.empty(&query, rcode::REFUSED, proto));
         }
-        let outcome = zone::resolve(&self.zone(), &self.config, &query.name, query.qtype);
+        // One read of the zone for the answer and, for a negative one, its SOA.
+        let zone = self.zone();
+        let outcome = zone::resolve(&zone, &self.config, &query.name, query.qtype);
         let limit = self.limit(&query, proto);
         match outcome {
             Outcome::Answer { answer, additional } => {
@@ -88,8 +90,8 @@ impl Shared {
                 b.push_all(Section::Additional, &additional);
                 reply(Source::Kubernetes, b.finish())
             }
-            Outcome::NoData => reply(Source::Kubernetes, self.negative(&query, rcode::NOERROR, limit)),
-            Outcome::NxDomain => reply(Source::Kubernetes, self.negative(&query, rcode::NXDOMAIN, limit)),
+            Outcome::NoData => reply(Source::Kubernetes, self.negative(&zone, &query, rcode::NOERROR, limit)),
+            Outcome::NxDomain => reply(Source::Kubernetes, self.negative(&zone, &query, rcode::NXDOMAIN, limit)),
             Outcome::NotSynced => reply(Source::Kubernetes, self.empty(&query, rcode::SERVFAIL, proto)),
             Outcome::Chase { cnames, target } => {
                 Action::Pending(Pending { query, raw: packet.to_vec(), proto, started, chase: Some((cnames, target)) })
@@ -164,7 +166,7 @@ impl Shared {
                 b.push_all(Section::Answer, &m.answers);
                 b.finish()
             }
-            None => self.negative(query, rcode::NOERROR, limit),
+            None => self.negative(&self.zone(), query, rcode::NOERROR, limit),
         }
     }
 
@@ -177,8 +179,8 @@ impl Shared {
 
     /// NXDOMAIN or NODATA: AA, the zone's SOA in authority (CoreDNS's BackendError, which
     /// leaves RA unset).
-    fn negative(&self, query: &Query, code: u8, limit: usize) -> Vec<u8> {
-        let soa = zone::soa_record(&self.zone(), &self.config);
+    fn negative(&self, zone: &ZoneData, query: &Query, code: u8, limit: usize) -> Vec<u8> {
+        let soa = zone::soa_record(zone, &self.config);
         let mut b = ResponseBuilder::new(query, code, true, false, limit);
         b.push(Section::Authority, &soa);
         b.finish()
