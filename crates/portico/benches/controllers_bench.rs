@@ -15,7 +15,7 @@ use common::bench::{env_usize, percentile, rss_kib};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use std::collections::HashMap;
@@ -57,17 +57,6 @@ fn pod(svc: usize, j: usize) -> Pod {
                                  "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]}
     }))
     .unwrap()
-}
-
-async fn set_status(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
-    let status = if ready { "True" } else { "False" };
-    let patch = json!({"status": {
-        "phase": "Running",
-        "podIP": ip,
-        "podIPs": [{"ip": ip}],
-        "conditions": [{"type": "Ready", "status": status}],
-    }});
-    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch pod status");
 }
 
 fn ready_count(s: &EndpointSlice) -> usize {
@@ -133,7 +122,7 @@ async fn create_all(client: &kube::Client, services: usize, per_service: usize, 
                 svcs.create(&PostParams::default(), &service(i)).await.expect("create service");
                 for j in 0..per_service {
                     pods.create(&PostParams::default(), &pod(i, j)).await.expect("create pod");
-                    set_status(&pods, &pod_name(i, j), &pod_ip(i * per_service + j), true).await;
+                    common::set_pod_status(&pods, &pod_name(i, j), &pod_ip(i * per_service + j), true).await;
                 }
             }
         }));
@@ -200,7 +189,7 @@ fn start_churn(
                     let (name, ip) = &targets[n % targets.len()];
                     // Each pass over the pods alternates not-ready / ready.
                     let ready = (n / targets.len()) % 2 == 1;
-                    set_status(&pods, name, ip, ready).await;
+                    common::set_pod_status(&pods, name, ip, ready).await;
                     flips += 1;
                 }
                 flips
@@ -217,7 +206,7 @@ async fn probe_once(client: &kube::Client, svc: &str, pod: &str, ip: &str, ready
     let rv = slices.list(&ListParams::default().labels(&selector)).await.unwrap().metadata.resource_version.unwrap();
     let mut stream = slices.watch(&WatchParams::default().labels(&selector).timeout(60), &rv).await.unwrap().boxed();
     let t = Instant::now();
-    set_status(&pods, pod, ip, ready).await;
+    common::set_pod_status(&pods, pod, ip, ready).await;
     let deadline = Duration::from_secs(30);
     loop {
         let ev = tokio::time::timeout(deadline.saturating_sub(t.elapsed()), stream.try_next())

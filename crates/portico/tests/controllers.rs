@@ -8,7 +8,7 @@ mod common;
 use common::Server;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -84,17 +84,6 @@ async fn create_pod(pods: &Api<Pod>, name: &str, app: &str) {
     pods.create(&PostParams::default(), &pod).await.unwrap();
 }
 
-async fn set_status(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
-    let status = if ready { "True" } else { "False" };
-    let patch = json!({"status": {
-        "phase": "Running",
-        "podIP": ip,
-        "podIPs": [{"ip": ip}],
-        "conditions": [{"type": "Ready", "status": status}],
-    }});
-    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-}
-
 async fn create_web_service(services: &Api<Service>, name: &str) {
     let svc: Service = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service",
@@ -119,9 +108,9 @@ async fn selected_pods_become_endpoints() {
     create_pod(&pods, "web-1", "web").await;
     create_pod(&pods, "web-2", "web").await;
     create_pod(&pods, "db-1", "db").await;
-    set_status(&pods, "web-1", "10.244.0.11", true).await;
-    set_status(&pods, "web-2", "10.244.0.12", false).await;
-    set_status(&pods, "db-1", "10.244.0.13", true).await;
+    common::set_pod_status(&pods, "web-1", "10.244.0.11", true).await;
+    common::set_pod_status(&pods, "web-2", "10.244.0.12", false).await;
+    common::set_pod_status(&pods, "db-1", "10.244.0.13", true).await;
 
     // The slice: both web pods, readiness from their Ready condition, the named port resolved.
     let got = until("web's EndpointSlice", || async {
@@ -158,8 +147,8 @@ async fn selected_pods_become_endpoints() {
     .await;
 
     // Readiness flips are followed by both.
-    set_status(&pods, "web-2", "10.244.0.12", true).await;
-    set_status(&pods, "web-1", "10.244.0.11", false).await;
+    common::set_pod_status(&pods, "web-2", "10.244.0.12", true).await;
+    common::set_pod_status(&pods, "web-1", "10.244.0.11", false).await;
     until("flipped readiness in the slice", || async {
         let summary = endpoint_summary(&slices_of(&slices, "web", CONTROLLER).await);
         let want =
@@ -285,7 +274,7 @@ async fn restart_does_not_duplicate_slices() {
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     create_web_service(&services, "web").await;
     create_pod(&pods, "web-1", "web").await;
-    set_status(&pods, "web-1", "10.244.0.21", true).await;
+    common::set_pod_status(&pods, "web-1", "10.244.0.21", true).await;
     let before = until("web's slice", || async {
         let s = slices_of(&slices, "web", CONTROLLER).await;
         if endpoint_summary(&s).len() == 1 { Ok(s) } else { Err(format!("{s:?}")) }
@@ -311,7 +300,7 @@ async fn restart_does_not_duplicate_slices() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     create_pod(&pods, "web-2", "web").await;
-    set_status(&pods, "web-2", "10.244.0.22", true).await;
+    common::set_pod_status(&pods, "web-2", "10.244.0.22", true).await;
     until("web-2 in the slice after restart", || async {
         let s = slices_of(&slices, "web", CONTROLLER).await;
         let summary = endpoint_summary(&s);

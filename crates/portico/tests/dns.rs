@@ -126,9 +126,7 @@ impl Lab {
         let server = Server::start_with(&["--service-cluster-ip-range", "10.96.0.0/12,fd00:10:96::/108"]);
         server.apply_ok(MANIFEST, &[]);
         let pods: Api<Pod> = Api::namespaced(server.client().await, "shop");
-        let status = json!({"status": {"phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
-                                        "conditions": [{"type": "Ready", "status": "True"}]}});
-        pods.patch_status("web-1", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+        common::set_pod_status(&pods, "web-1", "10.244.0.5", true).await;
         let upstream = FakeUpstream::start();
         let log = server.data_dir().join("dns.log");
         let dns = DnsProcess::start(&server.kubeconfig(), upstream.addr, dns_args, &log);

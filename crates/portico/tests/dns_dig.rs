@@ -7,8 +7,7 @@ mod common;
 use common::Server;
 use common::dns::{FakeUpstream, free_tcp_port, free_udp_tcp_port, http_get};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use kube::api::Api;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
@@ -120,9 +119,7 @@ async fn dig_reads_the_docs_examples_as_coredns_answers_them() {
     server.apply_ok(DOCS_EXAMPLE, &[]);
     let pods: Api<Pod> = Api::namespaced(server.client().await, "default");
     for (name, ip) in [("busybox1", "10.244.0.21"), ("busybox2", "10.244.0.22")] {
-        let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-                                        "conditions": [{"type": "Ready", "status": "True"}]}});
-        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+        common::set_pod_status(&pods, name, ip, true).await;
     }
     let sub = "busybox-subdomain.default.svc.cluster.local.";
     assert!(

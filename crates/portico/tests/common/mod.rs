@@ -169,6 +169,19 @@ impl Drop for Server {
     }
 }
 
+/// Patches a pod's status as a kubelet would: Running with `ip`, Ready true or false.
+pub async fn set_pod_status(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, name: &str, ip: &str, ready: bool) {
+    use kube::api::{Patch, PatchParams};
+    let status = if ready { "True" } else { "False" };
+    let patch = serde_json::json!({"status": {
+        "phase": "Running",
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": status}],
+    }});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch pod status");
+}
+
 /// Waits until `f` returns true, up to `timeout`.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
