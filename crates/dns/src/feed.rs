@@ -1,16 +1,15 @@
-//! The zone's one writer: kube-rs watchers on Services, EndpointSlices, Namespaces (and Pods
-//! in `pods verified` mode), each event applied to the zone object by object. A relist
-//! (watcher `Init` … `InitDone`) removes whatever the new list no longer has. The zone is
-//! marked synced once every watcher has delivered its first full list.
+//! The zone's one writer: it follows the process's shared informers of Services,
+//! EndpointSlices, Namespaces (and Pods in `pods verified` mode) and applies each change to the
+//! zone object by object. On [`Event::Synced`] (first list, relist, or a reader that fell
+//! behind) it applies the whole store and removes whatever the store no longer has. The zone is
+//! marked synced once every informer has delivered its first full list.
 
 use crate::server::Shared;
 use crate::zone::{ZoneData, k8s};
-use futures::StreamExt;
+use component::informer::{Event, Informer, Informers, Watched};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,12 +26,12 @@ fn key<K: Resource>(o: &K) -> Key {
     (o.namespace().unwrap_or_default(), o.name_any())
 }
 
-/// Starts the watchers; returns at once.
-pub fn spawn(client: Client, shared: Arc<Shared>, watch_pods: bool) {
+/// Starts following the informers; returns at once.
+pub fn spawn(informers: &Informers, shared: Arc<Shared>, watch_pods: bool) {
     let kinds = if watch_pods { 4 } else { 3 };
     let gate = Arc::new(SyncGate { remaining: AtomicUsize::new(kinds) });
 
-    tokio::spawn(run(Api::<Service>::all(client.clone()), shared.clone(), gate.clone(), |zone, change| match change {
+    tokio::spawn(follow(informers.get::<Service>(), shared.clone(), gate.clone(), |zone, change| match change {
         Change::Apply(s) => {
             let (ns, name) = key(s);
             zone.set_service(&ns, &name, k8s::service_model(s));
@@ -42,7 +41,7 @@ pub fn spawn(client: Client, shared: Arc<Shared>, watch_pods: bool) {
 
     // slice -> the Service it was filed under, so relabels and deletes find it.
     let mut slices: HashMap<Key, String> = HashMap::new();
-    tokio::spawn(run(Api::<EndpointSlice>::all(client.clone()), shared.clone(), gate.clone(), move |zone, change| {
+    tokio::spawn(follow(informers.get::<EndpointSlice>(), shared.clone(), gate.clone(), move |zone, change| {
         let (k, model) = match change {
             Change::Apply(s) => (key(s), k8s::slice_model(s)),
             Change::Gone(k) => (k, None),
@@ -59,18 +58,13 @@ pub fn spawn(client: Client, shared: Arc<Shared>, watch_pods: bool) {
         }
     }));
 
-    tokio::spawn(run(
-        Api::<Namespace>::all(client.clone()),
-        shared.clone(),
-        gate.clone(),
-        |zone, change| match change {
-            Change::Apply(n) => zone.set_namespace(&n.name_any(), true),
-            Change::Gone((_, name)) => zone.set_namespace(&name, false),
-        },
-    ));
+    tokio::spawn(follow(informers.get::<Namespace>(), shared.clone(), gate.clone(), |zone, change| match change {
+        Change::Apply(n) => zone.set_namespace(&n.name_any(), true),
+        Change::Gone((_, name)) => zone.set_namespace(&name, false),
+    }));
 
     if watch_pods {
-        tokio::spawn(run(Api::<Pod>::all(client), shared, gate, |zone, change| match change {
+        tokio::spawn(follow(informers.get::<Pod>(), shared, gate, |zone, change| match change {
             Change::Apply(p) => {
                 let (ns, name) = key(p);
                 zone.set_pod(&ns, &name, k8s::pod_ips(p));
@@ -84,42 +78,38 @@ struct SyncGate {
     remaining: AtomicUsize,
 }
 
-async fn run<K, F>(api: Api<K>, shared: Arc<Shared>, gate: Arc<SyncGate>, mut on: F)
+async fn follow<K, F>(informer: Informer<K>, shared: Arc<Shared>, gate: Arc<SyncGate>, mut on: F)
 where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-    K::DynamicType: Default,
+    K: Watched,
     F: FnMut(&mut ZoneData, Change<'_, K>) + Send,
 {
-    let kind = K::kind(&Default::default()).to_string();
-    let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
-    // What this watch has applied, so a relist can take away what it no longer lists.
+    let mut sub = informer.subscribe();
+    // What this feed has applied, so a relist can take away what the store no longer has.
     let mut known: HashSet<Key> = HashSet::new();
-    let mut relist: Option<HashSet<Key>> = None;
     let mut first_sync = true;
-    while let Some(event) = stream.next().await {
-        let event = match event {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(%kind, error = %e, "DNS watch failed; retrying");
-                continue;
-            }
-        };
-        let mut zone = shared.zone.write().unwrap_or_else(|e| e.into_inner());
+    while let Some(event) = sub.next().await {
         match event {
-            watcher::Event::Init => relist = Some(HashSet::new()),
-            watcher::Event::InitApply(o) => {
-                if let Some(seen) = relist.as_mut() {
-                    seen.insert(key(&o));
-                }
-                known.insert(key(&o));
-                on(&mut zone, Change::Apply(&o));
+            Event::Apply { new, .. } => {
+                let mut zone = shared.zone.write().unwrap_or_else(|e| e.into_inner());
+                known.insert(key(&*new));
+                on(&mut zone, Change::Apply(&new));
             }
-            watcher::Event::InitDone => {
-                if let Some(seen) = relist.take() {
-                    for k in known.extract_if(|k| !seen.contains(k)) {
-                        on(&mut zone, Change::Gone(k));
-                    }
+            Event::Delete(o) => {
+                let mut zone = shared.zone.write().unwrap_or_else(|e| e.into_inner());
+                known.remove(&key(&*o));
+                on(&mut zone, Change::Gone(key(&*o)));
+            }
+            Event::Synced => {
+                let all = informer.state();
+                let mut zone = shared.zone.write().unwrap_or_else(|e| e.into_inner());
+                let seen: HashSet<Key> = all.iter().map(|o| key(&**o)).collect();
+                for k in known.extract_if(|k| !seen.contains(k)) {
+                    on(&mut zone, Change::Gone(k));
                 }
+                for o in &all {
+                    on(&mut zone, Change::Apply(o));
+                }
+                known = seen;
                 if std::mem::take(&mut first_sync) && gate.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                     zone.synced = true;
                     tracing::info!(
@@ -128,14 +118,6 @@ where
                         "DNS zone synced"
                     );
                 }
-            }
-            watcher::Event::Apply(o) => {
-                known.insert(key(&o));
-                on(&mut zone, Change::Apply(&o));
-            }
-            watcher::Event::Delete(o) => {
-                known.remove(&key(&o));
-                on(&mut zone, Change::Gone(key(&o)));
             }
         }
     }

@@ -116,8 +116,8 @@ impl Bound {
         self.addr
     }
 
-    /// Starts the watches, the UDP threads and the TCP and HTTP tasks.
-    pub fn start(self, client: kube::Client) -> Running {
+    /// Starts following the informers, the UDP threads and the TCP and HTTP tasks.
+    pub fn start(self, informers: &component::Informers) -> Running {
         let Bound { mut config, addr, udp, tcp, http } = self;
         if config.zone.local_ips.is_empty() && !addr.ip().is_unspecified() {
             config.zone.local_ips.push(addr.ip());
@@ -126,7 +126,7 @@ impl Bound {
         let forwarder = Forwarder::new(config.upstreams.clone(), addr, config.max_concurrent, config.forward_timeout);
         let metrics = Metrics::new(format!("dns://{addr}"), &forwarder.upstream_addrs());
         let shared = Shared::new(config.zone, Cache::new(config.cache_size), forwarder, metrics);
-        feed::spawn(client, shared.clone(), watch_pods);
+        feed::spawn(informers, shared.clone(), watch_pods);
 
         let stop = Arc::new(AtomicBool::new(false));
         server::udp::spawn(udp, shared.clone(), stop.clone());
@@ -140,6 +140,6 @@ impl Bound {
 }
 
 /// Binds every socket (so a bad address fails here, before anything runs), then starts.
-pub async fn start(client: kube::Client, config: Config) -> Result<Running, Error> {
-    Ok(bind(config).await?.start(client))
+pub async fn start(informers: &component::Informers, config: Config) -> Result<Running, Error> {
+    Ok(bind(config).await?.start(informers))
 }

@@ -2,6 +2,7 @@
 
 use crate::dns_args::{DnsArgs, UpDnsArgs};
 use clap::{Args, Parser, Subcommand};
+use component::{Informers, Supervisor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,38 +114,47 @@ impl Cli {
                     true => None,
                     false => Some(bind_dns(&args.dns).await?),
                 };
-                let running = start_server(&args.server).await?;
+                let running = apiserver::start(args.server.config()?).await?;
+                let informers = Informers::new(component::client::connect(Some(&running.kubeconfig)).await?);
+                let mut components = Supervisor::new();
+                components.watch_informers(&informers);
+                start_controllers(&mut components, &informers, &args.server);
+                print_server(&running);
                 let dns = match dns {
-                    Some((bound, config)) => Some(start_dns(bound, config, &args.server, &running).await?),
+                    Some((bound, config)) => Some(start_dns(bound, config, &args.server, &informers).await?),
                     None => None,
                 };
-                wait_for_shutdown().await;
+                let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
                 if let Some(dns) = dns {
                     dns.shutdown();
                 }
                 running.shutdown();
-                Ok(())
+                Ok(result?)
             }
             Command::Server(args) => {
-                let running = start_server(&args).await?;
-                wait_for_shutdown().await;
+                let running = apiserver::start(args.config()?).await?;
+                let informers = Informers::new(component::client::connect(Some(&running.kubeconfig)).await?);
+                let mut components = Supervisor::new();
+                components.watch_informers(&informers);
+                start_controllers(&mut components, &informers, &args);
+                print_server(&running);
+                let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
                 running.shutdown();
-                Ok(())
+                Ok(result?)
             }
             Command::Dns(args) => {
                 let config = args.config()?;
-                let client = match &args.kubeconfig {
-                    Some(path) => client_from(path).await?,
-                    None => kube::Client::try_default().await?,
-                };
-                let dns = dns::start(client, config).await?;
+                let informers = Informers::new(component::client::connect(args.kubeconfig.as_deref()).await?);
+                let dns = dns::start(&informers, config).await?;
                 println!("Portico DNS on {} (UDP and TCP)", dns.addr);
-                wait_for_shutdown().await;
+                let mut components = Supervisor::new();
+                components.watch_informers(&informers);
+                let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
                 dns.shutdown();
-                Ok(())
+                Ok(result?)
             }
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
@@ -154,25 +164,22 @@ impl Cli {
     }
 }
 
-/// The API server and the controllers, as `portico server` runs them.
-async fn start_server(args: &ServerArgs) -> anyhow::Result<apiserver::Running> {
-    let running = apiserver::start(args.config()?).await?;
-    let client = client_from(&running.kubeconfig).await?;
+/// The controllers, as components of this process on its shared informers.
+fn start_controllers(components: &mut Supervisor, informers: &Informers, args: &ServerArgs) {
     let opts = controllers::run::Options { max_endpoints_per_slice: args.max_endpoints_per_slice };
-    // One pod watch for all the loops; each takes its feed before it starts.
-    let pods = controllers::run::SharedPods::new();
-    tokio::spawn(controllers::run::run_service_endpoints(client.clone(), opts, pods.feed()));
-    tokio::spawn(controllers::run::workloads::run_workloads(client.clone(), pods.feed()));
+    components.spawn("endpoints controllers", controllers::run::run_service_endpoints(informers.clone(), opts));
+    components.spawn("workload controllers", controllers::run::workloads::run_workloads(informers.clone()));
     let node_opts = controllers::run::nodes::NodeOptions {
         cluster_cidr: args.cluster_cidr.clone(),
         node_monitor_grace: Duration::from_secs(args.node_monitor_grace_period_seconds),
         lb_pool: args.loadbalancer_ip_pool.clone(),
     };
-    tokio::spawn(controllers::run::nodes::run_nodes(client.clone(), node_opts, pods.feed()));
-    pods.start(client);
+    components.spawn("node controllers", controllers::run::nodes::run_nodes(informers.clone(), node_opts));
+}
+
+fn print_server(running: &apiserver::Running) {
     println!("Portico API server on https://{}", running.addr);
     println!("kubectl --kubeconfig {} get namespaces", running.kubeconfig.display());
-    Ok(running)
 }
 
 /// Binds the sockets of `portico up`'s cluster DNS.
@@ -193,10 +200,10 @@ async fn start_dns(
     bound: dns::Bound,
     config: dns::Config,
     server: &ServerArgs,
-    running: &apiserver::Running,
+    informers: &Informers,
 ) -> anyhow::Result<dns::Running> {
-    let client = client_from(&running.kubeconfig).await?;
-    let dns = bound.start(client.clone());
+    let client = informers.client().clone();
+    let dns = bound.start(informers);
     let cidrs = apiserver::services::ServiceNetworkConfig::parse_cidrs(&server.service_cluster_ip_range)
         .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
     let cluster_ip = nth_address(cidrs[0].network(), 10);
@@ -215,13 +222,6 @@ fn nth_address(network: std::net::IpAddr, n: u32) -> std::net::IpAddr {
         std::net::IpAddr::V4(v4) => std::net::IpAddr::V4((u32::from(v4).wrapping_add(n)).into()),
         std::net::IpAddr::V6(v6) => std::net::IpAddr::V6((u128::from(v6).wrapping_add(n as u128)).into()),
     }
-}
-
-/// A kube-rs client from a kubeconfig file.
-async fn client_from(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
 }
 
 fn serde_json_pretty(v: &serde_json::Value) -> String {

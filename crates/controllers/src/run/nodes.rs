@@ -13,15 +13,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use futures::StreamExt;
+use component::informer::{Event, Informer, Informers};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
+
+use super::endpoints::follow;
 
 use crate::lbipam::{self, Assignment, Pool, PoolState};
 use crate::nodelifecycle::{
@@ -61,51 +61,31 @@ const TICK: Duration = Duration::from_secs(1);
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
 struct Stores {
-    pods: Store<Pod>,
-    nodes: Store<Node>,
-    leases: Store<Lease>,
-    services: Store<Service>,
+    pods: Informer<Pod>,
+    nodes: Informer<Node>,
+    leases: Informer<Lease>,
+    services: Informer<Service>,
 }
 
 /// Runs the scheduler, node lifecycle, node IPAM and LB IPAM until the process ends.
-pub async fn run_nodes(client: Client, opts: NodeOptions, pods: super::PodFeed) {
-    let cidrs = match PodCidrAllocator::new(&opts.cluster_cidr, DEFAULT_NODE_CIDR_MASK_SIZE_V4) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "node controllers: bad cluster CIDR; not running");
-            return;
-        }
-    };
-    let pool = match opts.lb_pool.as_deref().map(Pool::parse).transpose() {
-        Ok(p) => PoolState::new(p),
-        Err(e) => {
-            tracing::error!(error = %e, "node controllers: bad LoadBalancer pool; not running");
-            return;
-        }
-    };
+pub async fn run_nodes(informers: Informers, opts: NodeOptions) -> Result<(), String> {
+    let cidrs = PodCidrAllocator::new(&opts.cluster_cidr, DEFAULT_NODE_CIDR_MASK_SIZE_V4)
+        .map_err(|e| format!("bad cluster CIDR {}: {e}", opts.cluster_cidr))?;
+    let pool =
+        opts.lb_pool.as_deref().map(Pool::parse).transpose().map_err(|e| format!("bad LoadBalancer pool: {e}"))?;
+    let pool = PoolState::new(pool);
     let (tx, rx) = mpsc::unbounded_channel();
-    let pods_ready = pods.ready();
-    let stores = Stores {
-        pods: pods.follow(&tx, |_| vec![()]),
-        nodes: watch::<Node>(&client, &tx),
-        leases: watch::<Lease>(&client, &tx),
-        services: watch::<Service>(&client, &tx),
-    };
+    let stores =
+        Stores { pods: informers.get(), nodes: informers.get(), leases: informers.get(), services: informers.get() };
+    follow(&stores.pods, &tx, |_| vec![()]);
+    follow(&stores.nodes, &tx, |_| vec![()]);
+    follow(&stores.leases, &tx, |_: Event<Lease>| vec![()]);
+    follow(&stores.services, &tx, |_| vec![()]);
     drop(tx);
-    pods_ready.await;
-    for ready in [
-        stores.nodes.wait_until_ready().await,
-        stores.leases.wait_until_ready().await,
-        stores.services.wait_until_ready().await,
-    ] {
-        if ready.is_err() {
-            tracing::error!("node controllers: a reflector stopped before its first sync");
-            return;
-        }
-    }
+    tokio::join!(stores.pods.ready(), stores.nodes.ready(), stores.leases.ready(), stores.services.ready());
     tracing::info!("node controllers synced; reconciling");
     let mut worker = Worker {
-        client,
+        client: informers.client().clone(),
         grace: opts.node_monitor_grace,
         stores,
         cidrs,
@@ -116,30 +96,7 @@ pub async fn run_nodes(client: Client, opts: NodeOptions, pods: super::PodFeed) 
         reported: BTreeMap::new(),
     };
     worker.run(rx).await;
-}
-
-/// Starts a reflector for `K` and signals every event.
-fn watch<K>(client: &Client, tx: &mpsc::UnboundedSender<()>) -> Store<K>
-where
-    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()))
-        .default_backoff();
-    let tx = tx.clone();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
-                continue;
-            }
-            if tx.send(()).is_err() {
-                return;
-            }
-        }
-    });
-    reader
+    Err("the node controllers' event feed ended".to_owned())
 }
 
 struct Worker {
@@ -244,7 +201,7 @@ impl Worker {
         let node_api: Api<Node> = Api::all(self.client.clone());
         for node in &nodes {
             let name = node.name_any();
-            let lease = self.stores.leases.get(&reflector::ObjectRef::new(&name).within(LEASE_NAMESPACE));
+            let lease = self.stores.leases.get(LEASE_NAMESPACE, &name);
             if node_health(node, lease.as_deref(), now, self.grace) != NodeHealth::Stale {
                 continue;
             }
@@ -381,7 +338,7 @@ impl Worker {
             return;
         }
         let ns = object.namespace.clone().unwrap_or_default();
-        if super::record_event(&self.client, object, "Warning", reason, message, component).await {
+        if component::events::record(&self.client, object, "Warning", reason, message, component).await {
             tracing::info!(namespace = %ns, reason, message, "event");
             self.reported.insert(uid, message.to_owned());
         }

@@ -1,46 +1,37 @@
-//! One loop running the ReplicaSet, Deployment and StatefulSet controllers.
+//! The ReplicaSet, Deployment and StatefulSet controllers, on the process's shared informers.
 //!
-//! Reflectors keep Pods, ReplicaSets, Deployments and StatefulSets in memory; every event marks
-//! the objects it may affect as dirty (a pod its controller owner, a ReplicaSet itself and its
-//! Deployment owner); a single worker drains the dirty set (after a short debounce), runs the
-//! pure reconcilers of [`crate::workloads`] on what the reflectors hold and writes the plans:
-//! pods are created (`generateName` for ReplicaSets, fixed names for StatefulSets) and deleted,
-//! ReplicaSets created and scaled (merge patch of `spec.replicas`), revision annotations set,
-//! and statuses written through the status subresource when they changed. After writing, the
-//! worker waits until the reflectors show its own writes, so the next reconcile of the same
-//! object never works from a stale view (which could otherwise create duplicate pods).
+//! Every event marks the objects it may affect as dirty (a pod its controller owner, a
+//! ReplicaSet itself and its Deployment owner); the reconcile queue runs the pure reconcilers
+//! of [`crate::workloads`] on what the informers hold and writes the plans: pods are created
+//! (`generateName` for ReplicaSets, fixed names for StatefulSets) and deleted, ReplicaSets
+//! created and scaled (merge patch of `spec.replicas`), revision annotations set, and statuses
+//! written through the status subresource when they changed. After writing, a reconcile waits
+//! until the informers show its own writes, so the next reconcile of the same object never
+//! works from a stale view (which could otherwise create duplicate pods).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use futures::StreamExt;
+use component::index::{self, BY_NAMESPACE, BY_OWNER};
+use component::informer::{Event, Informer, Informers};
+use component::reconcile::{self, Dirty, QueueOptions, Reconciler, Written, delete_params};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
-use super::record_event;
+use super::endpoints::follow;
 use crate::workloads::{deployment, replicaset, statefulset};
 
-/// Wait after an event before reconciling, so bursts collapse into one pass.
-const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Delay before retrying an object whose writes failed or conflicted.
-const RETRY: Duration = Duration::from_millis(500);
-/// How long to wait for the reflectors to show the worker's own writes.
-const OWN_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 /// `source.component` of the events each controller records (as kube-controller-manager names them).
 const REPLICASET_CONTROLLER: &str = "replicaset-controller";
 const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
 const STATEFULSET_CONTROLLER: &str = "statefulset-controller";
 
 /// The kinds of controller objects reconciled here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Kind {
     ReplicaSet,
     Deployment,
@@ -49,72 +40,6 @@ enum Kind {
 
 /// A controller object, by kind, namespace and name.
 type Key = (Kind, String, String);
-
-/// What an event makes dirty.
-enum Dirty {
-    Key(Key),
-    /// Everything (a relist finished).
-    All,
-}
-
-struct Stores {
-    pods: Store<Pod>,
-    replica_sets: Store<ReplicaSet>,
-    deployments: Store<Deployment>,
-    stateful_sets: Store<StatefulSet>,
-}
-
-/// Pods by the UID of their controller, kept by the pod feed so that a reconcile reads only
-/// the pods it controls (the reconcilers look at no others) instead of copying every pod of
-/// the namespace, with each pod's resourceVersion so that own writes are checked against
-/// what the reconciles read.
-#[derive(Default)]
-struct Owned {
-    by_owner: HashMap<String, BTreeSet<(String, String)>>,
-    pods: HashMap<(String, String), (Option<String>, String)>,
-}
-
-impl Owned {
-    fn set(&mut self, key: (String, String), now: Option<(Option<String>, String)>) {
-        let old = match &now {
-            Some(v) => self.pods.insert(key.clone(), v.clone()),
-            None => self.pods.remove(&key),
-        };
-        if let Some((Some(uid), _)) = old
-            && let Some(set) = self.by_owner.get_mut(&uid)
-        {
-            set.remove(&key);
-            if set.is_empty() {
-                self.by_owner.remove(&uid);
-            }
-        }
-        if let Some((Some(uid), _)) = now {
-            self.by_owner.entry(uid).or_default().insert(key);
-        }
-    }
-
-    fn reset<'a>(&mut self, pods: impl Iterator<Item = &'a Pod>) {
-        self.by_owner.clear();
-        self.pods.clear();
-        for p in pods {
-            self.set(pod_key(p), Some(pod_entry(p)));
-        }
-    }
-}
-
-fn pod_key(p: &Pod) -> (String, String) {
-    (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default())
-}
-
-fn pod_entry(p: &Pod) -> (Option<String>, String) {
-    let owner =
-        p.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| r.uid.clone());
-    (owner, p.metadata.resource_version.clone().unwrap_or_default())
-}
-
-fn owned(index: &Mutex<Owned>) -> std::sync::MutexGuard<'_, Owned> {
-    index.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The controller owner of an object, as a key, when it is of a kind reconciled here.
 fn owner_key(meta: &kube::api::ObjectMeta) -> Option<Key> {
@@ -132,147 +57,75 @@ fn key_of<K: Resource>(kind: Kind, o: &K) -> Key {
     (kind, o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone().unwrap_or_default())
 }
 
-/// Runs the ReplicaSet, Deployment and StatefulSet controllers until the process ends.
-pub async fn run_workloads(client: Client, pods: super::PodFeed) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let pods_ready = pods.ready();
-    let index = Arc::new(Mutex::new(Owned::default()));
-    let ix = index.clone();
-    let stores = Stores {
-        pods: pods.follow(&tx, move |ev| match ev {
-            super::shared::Ev::Apply(p) => {
-                owned(&ix).set(pod_key(p), Some(pod_entry(p)));
-                owner_key(&p.metadata).map(Dirty::Key).into_iter().collect()
-            }
-            super::shared::Ev::Delete(p) => {
-                owned(&ix).set(pod_key(p), None);
-                owner_key(&p.metadata).map(Dirty::Key).into_iter().collect()
-            }
-            super::shared::Ev::Relisted(store) => {
-                let all = store.state();
-                owned(&ix).reset(all.iter().map(|p| p.as_ref()));
-                vec![Dirty::All]
-            }
-        }),
-        replica_sets: watch::<ReplicaSet>(&client, &tx, |rs| {
-            let mut out = vec![Dirty::Key(key_of(Kind::ReplicaSet, rs))];
-            out.extend(owner_key(&rs.metadata).map(Dirty::Key));
-            out
-        }),
-        deployments: watch::<Deployment>(&client, &tx, |d| vec![Dirty::Key(key_of(Kind::Deployment, d))]),
-        stateful_sets: watch::<StatefulSet>(&client, &tx, |s| vec![Dirty::Key(key_of(Kind::StatefulSet, s))]),
-    };
-    drop(tx);
-    pods_ready.await;
-    for ready in [
-        stores.replica_sets.wait_until_ready().await,
-        stores.deployments.wait_until_ready().await,
-        stores.stateful_sets.wait_until_ready().await,
-    ] {
-        if ready.is_err() {
-            tracing::error!("workload controllers: a reflector stopped before its first sync");
-            return;
-        }
-    }
-    tracing::info!("workload controllers synced; reconciling");
-    Worker { client, stores, owned: index, pending: BTreeMap::new() }.run(rx).await;
-}
-
-/// Starts a reflector for `K` and forwards what each event makes dirty.
-fn watch<K>(
-    client: &Client,
-    tx: &mpsc::UnboundedSender<Dirty>,
-    affected: impl Fn(&K) -> Vec<Dirty> + Send + 'static,
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()))
-        .default_backoff();
-    let tx = tx.clone();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            let dirty = match event {
-                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => affected(&o),
-                Ok(watcher::Event::InitDone) => vec![Dirty::All],
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => Vec::new(),
-                Err(e) => {
-                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
-                    Vec::new()
-                }
-            };
-            for d in dirty {
-                if tx.send(d).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    reader
-}
-
 struct Worker {
     client: Client,
-    stores: Stores,
-    owned: Arc<Mutex<Owned>>,
-    /// Dirty objects and when they are due.
-    pending: BTreeMap<Key, Instant>,
+    pods: Informer<Pod>,
+    replica_sets: Informer<ReplicaSet>,
+    deployments: Informer<Deployment>,
+    stateful_sets: Informer<StatefulSet>,
 }
 
-/// Outcome of writing one object.
-enum Write {
-    /// Written; the reflector should eventually show this name at this resourceVersion.
-    Stored(String, String),
-    /// Deleted (or already gone); the reflector should eventually not show this name.
-    Gone(String),
-    /// Conflict or not found: the view was stale; retry later.
-    Retry,
+/// Runs the ReplicaSet, Deployment and StatefulSet controllers until the process ends.
+pub async fn run_workloads(informers: Informers) -> Result<(), String> {
+    let w = Worker {
+        client: informers.client().clone(),
+        pods: informers.get(),
+        replica_sets: informers.get(),
+        deployments: informers.get(),
+        stateful_sets: informers.get(),
+    };
+    w.pods.index(BY_OWNER, index::controller_uid::<Pod>);
+    w.replica_sets.index(BY_NAMESPACE, index::namespace::<ReplicaSet>);
+    let (tx, rx) = mpsc::unbounded_channel();
+    follow(&w.pods, &tx, |ev| match ev {
+        Event::Apply { new, old } => {
+            let keys: BTreeSet<Key> =
+                [Some(&new), old.as_ref()].into_iter().flatten().filter_map(|p| owner_key(&p.metadata)).collect();
+            keys.into_iter().map(Dirty::Key).collect()
+        }
+        Event::Delete(p) => owner_key(&p.metadata).map(Dirty::Key).into_iter().collect(),
+        Event::Synced => vec![Dirty::All],
+    });
+    follow(&w.replica_sets, &tx, |ev| match ev {
+        Event::Apply { new: rs, .. } | Event::Delete(rs) => {
+            let mut out = vec![Dirty::Key(key_of(Kind::ReplicaSet, &*rs))];
+            out.extend(owner_key(&rs.metadata).map(Dirty::Key));
+            out
+        }
+        Event::Synced => vec![Dirty::All],
+    });
+    follow(&w.deployments, &tx, |ev| match ev {
+        Event::Apply { new: d, .. } | Event::Delete(d) => vec![Dirty::Key(key_of(Kind::Deployment, &*d))],
+        Event::Synced => vec![Dirty::All],
+    });
+    follow(&w.stateful_sets, &tx, |ev| match ev {
+        Event::Apply { new: s, .. } | Event::Delete(s) => vec![Dirty::Key(key_of(Kind::StatefulSet, &*s))],
+        Event::Synced => vec![Dirty::All],
+    });
+    drop(tx);
+    tokio::join!(w.pods.ready(), w.replica_sets.ready(), w.deployments.ready(), w.stateful_sets.ready());
+    tracing::info!("workload controllers synced; reconciling");
+    reconcile::run(&w, rx, QueueOptions::default()).await;
+    Err("the workload controllers' event feed ended".to_owned())
+}
+
+impl Reconciler for Worker {
+    type Key = Key;
+
+    fn all(&self) -> Vec<Key> {
+        let mut keys = Vec::new();
+        self.replica_sets.for_each(|o| keys.push(key_of(Kind::ReplicaSet, o)));
+        self.deployments.for_each(|o| keys.push(key_of(Kind::Deployment, o)));
+        self.stateful_sets.for_each(|o| keys.push(key_of(Kind::StatefulSet, o)));
+        keys
+    }
+
+    async fn reconcile(&self, key: &Key) -> bool {
+        self.sync(key).await
+    }
 }
 
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Dirty>) {
-        self.mark_all(Instant::now());
-        loop {
-            let next = self.pending.values().min().copied();
-            tokio::select! {
-                d = rx.recv() => match d {
-                    Some(Dirty::Key(k)) => self.mark_key(k, Instant::now() + DEBOUNCE),
-                    Some(Dirty::All) => self.mark_all(Instant::now() + DEBOUNCE),
-                    None => return,
-                },
-                _ = sleep_until(next) => {
-                    let now = Instant::now();
-                    let due: Vec<Key> = self.pending.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
-                    for key in due {
-                        self.pending.remove(&key);
-                        if !self.sync(&key).await {
-                            self.pending.entry(key).or_insert_with(|| Instant::now() + RETRY);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn mark_key(&mut self, k: Key, due: Instant) {
-        let t = self.pending.entry(k).or_insert(due);
-        if due < *t {
-            *t = due;
-        }
-    }
-
-    fn mark_all(&mut self, due: Instant) {
-        let mut keys = Vec::new();
-        keys.extend(self.stores.replica_sets.state().iter().map(|o| key_of(Kind::ReplicaSet, o.as_ref())));
-        keys.extend(self.stores.deployments.state().iter().map(|o| key_of(Kind::Deployment, o.as_ref())));
-        keys.extend(self.stores.stateful_sets.state().iter().map(|o| key_of(Kind::StatefulSet, o.as_ref())));
-        for k in keys {
-            self.mark_key(k, due);
-        }
-    }
-
     /// Reconciles one object; false when it must be retried.
     async fn sync(&self, key: &Key) -> bool {
         let (kind, ns, name) = key;
@@ -286,25 +139,11 @@ impl Worker {
     /// The pods `uid` controls.
     fn pods_of(&self, uid: Option<String>) -> Vec<Pod> {
         let Some(uid) = uid else { return vec![] };
-        let keys: Vec<(String, String)> =
-            owned(&self.owned).by_owner.get(&uid).into_iter().flatten().cloned().collect();
-        keys.iter()
-            .filter_map(|(ns, name)| self.stores.pods.get(&reflector::ObjectRef::new(name).within(ns)))
-            .map(|p| (*p).clone())
-            .collect()
-    }
-
-    /// Waits until the owner index (which the reconciles read) shows our pod writes.
-    async fn finish_pods(&self, ns: &str, writes: &[Write]) -> bool {
-        let ok = writes.iter().all(|w| !matches!(w, Write::Retry));
-        let index = self.owned.clone();
-        let current =
-            move |name: &str| owned(&index).pods.get(&(ns.to_owned(), name.to_owned())).map(|(_, rv)| rv.clone());
-        wait_until(ns, writes, current).await && ok
+        self.pods.indexed(BY_OWNER, &uid).into_iter().map(Arc::unwrap_or_clone).collect()
     }
 
     async fn sync_replica_set(&self, ns: &str, name: &str) -> bool {
-        let Some(rs) = self.stores.replica_sets.get(&reflector::ObjectRef::new(name).within(ns)) else {
+        let Some(rs) = self.replica_sets.get(ns, name) else {
             return true;
         };
         if rs.metadata.deletion_timestamp.is_some() {
@@ -323,17 +162,18 @@ impl Worker {
         status.observed_generation = rs.metadata.generation;
         if rs.status.as_ref() != Some(&status) {
             let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
-            own_writes.push(stored(
+            own_writes.push(Written::stored(
                 ns,
                 "replicaset status",
                 patch_status(&api, name, rs.status.as_ref(), &status).await,
             ));
         }
-        self.finish_pods(ns, &pod_writes).await & self.finish(ns, &own_writes, &self.stores.replica_sets).await
+        reconcile::settled(&self.pods, ns, &pod_writes).await
+            & reconcile::settled(&self.replica_sets, ns, &own_writes).await
     }
 
     async fn sync_stateful_set(&self, ns: &str, name: &str) -> bool {
-        let Some(set) = self.stores.stateful_sets.get(&reflector::ObjectRef::new(name).within(ns)) else {
+        let Some(set) = self.stateful_sets.get(ns, name) else {
             return true;
         };
         if set.metadata.deletion_timestamp.is_some() {
@@ -352,30 +192,25 @@ impl Worker {
         status.observed_generation = set.metadata.generation;
         if set.status.as_ref() != Some(&status) {
             let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
-            own_writes.push(stored(
+            own_writes.push(Written::stored(
                 ns,
                 "statefulset status",
                 patch_status(&api, name, set.status.as_ref(), &status).await,
             ));
         }
-        self.finish_pods(ns, &pod_writes).await & self.finish(ns, &own_writes, &self.stores.stateful_sets).await
+        reconcile::settled(&self.pods, ns, &pod_writes).await
+            & reconcile::settled(&self.stateful_sets, ns, &own_writes).await
     }
 
     async fn sync_deployment(&self, ns: &str, name: &str) -> bool {
-        let Some(d) = self.stores.deployments.get(&reflector::ObjectRef::new(name).within(ns)) else {
+        let Some(d) = self.deployments.get(ns, name) else {
             return true;
         };
         if d.metadata.deletion_timestamp.is_some() {
             return true;
         }
-        let rss: Vec<ReplicaSet> = self
-            .stores
-            .replica_sets
-            .state()
-            .into_iter()
-            .filter(|rs| rs.namespace().as_deref() == Some(ns))
-            .map(|rs| (*rs).clone())
-            .collect();
+        let rss: Vec<ReplicaSet> =
+            self.replica_sets.indexed(BY_NAMESPACE, ns).into_iter().map(Arc::unwrap_or_clone).collect();
         let now = jiff::Timestamp::now().to_string();
         let plan = deployment::reconcile(&d, &rss, &now);
         let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
@@ -392,7 +227,7 @@ impl Worker {
                 let message = format!("Scaled up replica set {} from 0 to {replicas}", created.name_any());
                 self.event(involved.clone(), "ScalingReplicaSet", &message, DEPLOYMENT_CONTROLLER).await;
             }
-            rs_writes.push(stored(ns, "create replicaset", created));
+            rs_writes.push(Written::stored(ns, "create replicaset", created));
         }
         for (rs, replicas) in &plan.scale {
             tracing::info!(namespace = %ns, deployment = %name, replicaset = %rs, replicas, "scale replicaset");
@@ -409,11 +244,15 @@ impl Worker {
                 let message = format!("Scaled {direction} replica set {rs} from {old} to {replicas}");
                 self.event(involved.clone(), "ScalingReplicaSet", &message, DEPLOYMENT_CONTROLLER).await;
             }
-            rs_writes.push(stored(ns, "scale replicaset", scaled));
+            rs_writes.push(Written::stored(ns, "scale replicaset", scaled));
         }
         if let Some((rs, revision)) = &plan.update_revision {
             let patch = json!({"metadata": {"annotations": {deployment::ANNOTATION_REVISION: revision}}});
-            rs_writes.push(stored(ns, "replicaset revision", rs_api.patch(rs, &pp, &Patch::Merge(&patch)).await));
+            rs_writes.push(Written::stored(
+                ns,
+                "replicaset revision",
+                rs_api.patch(rs, &pp, &Patch::Merge(&patch)).await,
+            ));
         }
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
         let mut own_writes = Vec::new();
@@ -421,19 +260,23 @@ impl Worker {
             && d.annotations().get(deployment::ANNOTATION_REVISION) != Some(revision)
         {
             let patch = json!({"metadata": {"annotations": {deployment::ANNOTATION_REVISION: revision}}});
-            own_writes.push(stored(ns, "deployment revision", api.patch(name, &pp, &Patch::Merge(&patch)).await));
+            own_writes.push(Written::stored(
+                ns,
+                "deployment revision",
+                api.patch(name, &pp, &Patch::Merge(&patch)).await,
+            ));
         }
         let mut status = plan.status;
         status.observed_generation = d.metadata.generation;
         if d.status.as_ref() != Some(&status) {
-            own_writes.push(stored(
+            own_writes.push(Written::stored(
                 ns,
                 "deployment status",
                 patch_status(&api, name, d.status.as_ref(), &status).await,
             ));
         }
-        self.finish(ns, &rs_writes, &self.stores.replica_sets).await
-            & self.finish(ns, &own_writes, &self.stores.deployments).await
+        reconcile::settled(&self.replica_sets, ns, &rs_writes).await
+            & reconcile::settled(&self.deployments, ns, &own_writes).await
     }
 
     /// Creates and deletes pods; `pods` is the view the plan was made from (for UIDs). Each
@@ -447,7 +290,7 @@ impl Worker {
         delete: &[String],
         kind: Kind,
         owner: ObjectReference,
-    ) -> Vec<Write> {
+    ) -> Vec<Written> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let set = owner.name.clone().unwrap_or_default();
         let mut writes = Vec::new();
@@ -463,7 +306,7 @@ impl Worker {
                 };
                 self.event(owner.clone(), "SuccessfulDelete", &message, component).await;
             }
-            writes.push(deleted(ns, "delete pod", name, result));
+            writes.push(Written::deleted(ns, "delete pod", name, result));
         }
         for pod in create {
             let result = api.create(&PostParams::default(), pod).await;
@@ -477,23 +320,14 @@ impl Worker {
                 };
                 self.event(owner.clone(), "SuccessfulCreate", &message, component).await;
             }
-            writes.push(stored(ns, "create pod", result));
+            writes.push(Written::stored(ns, "create pod", result));
         }
         writes
     }
 
     /// Records a Normal event about `involved` (best effort).
     async fn event(&self, involved: ObjectReference, reason: &str, message: &str, component: &str) {
-        record_event(&self.client, involved, "Normal", reason, message, component).await;
-    }
-
-    /// Whether all writes succeeded and the reflector shows them.
-    async fn finish<K>(&self, ns: &str, writes: &[Write], store: &Store<K>) -> bool
-    where
-        K: Resource<DynamicType = ()> + Clone + 'static,
-    {
-        let ok = writes.iter().all(|w| !matches!(w, Write::Retry));
-        wait_for_writes(store, ns, writes).await && ok
+        component::events::record(&self.client, involved, "Normal", reason, message, component).await;
     }
 }
 
@@ -514,101 +348,4 @@ where
     }
     let patch = json!({ "status": body });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await
-}
-
-fn delete_params(uid: Option<String>) -> DeleteParams {
-    DeleteParams {
-        preconditions: uid.map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
-        ..DeleteParams::default()
-    }
-}
-
-fn api_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
-    }
-}
-
-fn stored<K: Resource>(ns: &str, what: &str, r: Result<K, kube::Error>) -> Write {
-    match r {
-        Ok(o) => {
-            let meta = o.meta();
-            tracing::debug!(namespace = %ns, name = ?meta.name, "{what}");
-            Write::Stored(meta.name.clone().unwrap_or_default(), meta.resource_version.clone().unwrap_or_default())
-        }
-        Err(e) => {
-            match api_code(&e) {
-                Some(404 | 409) => tracing::debug!(namespace = %ns, error = %e, "{what}: stale view; requeued"),
-                _ => tracing::warn!(namespace = %ns, error = %e, "{what} failed; requeued"),
-            }
-            Write::Retry
-        }
-    }
-}
-
-fn deleted(ns: &str, what: &str, name: &str, r: Result<(), kube::Error>) -> Write {
-    match r {
-        Ok(_) => Write::Gone(name.to_string()),
-        Err(e) if api_code(&e) == Some(404) => Write::Gone(name.to_string()),
-        Err(e) => {
-            match api_code(&e) {
-                Some(409) => tracing::debug!(namespace = %ns, name, error = %e, "{what}: stale view; requeued"),
-                _ => tracing::warn!(namespace = %ns, name, error = %e, "{what} failed; requeued"),
-            }
-            Write::Retry
-        }
-    }
-}
-
-/// Waits until the reflector shows the worker's own writes; false on timeout.
-async fn wait_for_writes<K>(store: &Store<K>, ns: &str, writes: &[Write]) -> bool
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    let current = |name: &str| {
-        store
-            .get(&reflector::ObjectRef::new(name).within(ns))
-            .map(|o| o.meta().resource_version.clone().unwrap_or_default())
-    };
-    wait_until(ns, writes, current).await
-}
-
-/// Waits until `current` (name -> resourceVersion held) shows our writes; false on timeout.
-async fn wait_until(ns: &str, writes: &[Write], current: impl Fn(&str) -> Option<String>) -> bool {
-    if writes.iter().all(|w| matches!(w, Write::Retry)) {
-        return true;
-    }
-    let deadline = Instant::now() + OWN_WRITES_TIMEOUT;
-    loop {
-        let seen = writes.iter().all(|w| match w {
-            Write::Retry => true,
-            Write::Stored(name, rv) => at_least(current(name).as_deref(), rv),
-            Write::Gone(name) => current(name).is_none(),
-        });
-        if seen {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            tracing::warn!(namespace = %ns, "watches did not show our writes in time; requeued");
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Whether resource version `seen` is `wanted` or newer (numeric when both parse, else equal).
-fn at_least(seen: Option<&str>, wanted: &str) -> bool {
-    let Some(seen) = seen else { return false };
-    match (seen.parse::<u64>(), wanted.parse::<u64>()) {
-        (Ok(a), Ok(b)) => a >= b,
-        _ => seen == wanted,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

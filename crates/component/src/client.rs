@@ -1,0 +1,75 @@
+//! The kube client every component starts from: a kubeconfig file, or the usual inference
+//! (`$KUBECONFIG`, `~/.kube/config`, in-cluster), checked against the API at once so that a
+//! configuration that cannot work fails in seconds with one line saying why, not after a hang.
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{Api, ListParams};
+
+/// How long the first request may take before the API counts as unreachable.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot use kubeconfig {path}: {source}")]
+    Kubeconfig { path: String, source: kube::config::KubeconfigError },
+    #[error("no usable Kubernetes configuration (pass --kubeconfig or set KUBECONFIG): {0}")]
+    Infer(#[from] kube::config::InferConfigError),
+    #[error("cannot build a client for {url}: {source}")]
+    Client { url: String, source: kube::Error },
+    #[error("cannot reach the Kubernetes API at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the Kubernetes API at {url} refuses these credentials: {reason}")]
+    Refused { url: String, reason: String },
+}
+
+/// A client for `kubeconfig` (or the inferred configuration), after one authenticated request
+/// went through.
+pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, Error> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig_err = |source| Error::Kubeconfig { path: path.display().to_string(), source };
+            let file = kube::config::Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
+            kube::Config::from_custom_kubeconfig(file, &Default::default()).await.map_err(kubeconfig_err)?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|source| Error::Client { url: url.clone(), source })?;
+    check(&client, &url).await?;
+    Ok(client)
+}
+
+/// One small authenticated list: a wrong address, certificate or token shows here.
+async fn check(client: &Client, url: &str) -> Result<(), Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let unreachable = |reason: String| Error::Unreachable { url: url.to_owned(), reason };
+    match tokio::time::timeout(CHECK_TIMEOUT, api.list_metadata(&ListParams::default().limit(1))).await {
+        Err(_) => Err(unreachable(format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))),
+        Ok(Ok(_)) => Ok(()),
+        // Forbidden to list namespaces is not fatal for every component: its informers say
+        // which kind it may not watch.
+        Ok(Err(kube::Error::Api(s))) if s.code == 403 => Ok(()),
+        Ok(Err(kube::Error::Api(s))) if s.code == 401 => {
+            Err(Error::Refused { url: url.to_owned(), reason: format!("401 Unauthorized: {}", s.message) })
+        }
+        Ok(Err(e)) => Err(unreachable(root_cause(&e))),
+    }
+}
+
+/// The innermost error message: hyper's and rustls' wrappers say little on their own.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut messages = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let m = s.to_string();
+        if !messages.iter().any(|known| known.contains(&m)) {
+            messages.push(m);
+        }
+        source = s.source();
+    }
+    messages.join(": ")
+}
