@@ -1,6 +1,9 @@
 //! The kube client every component starts from: a kubeconfig file, or the usual inference
 //! (`$KUBECONFIG`, `~/.kube/config`, in-cluster), checked against the API at once so that a
-//! configuration that cannot work fails in seconds with one line saying why, not after a hang.
+//! configuration that cannot work (an unreadable kubeconfig, a certificate that does not
+//! verify, credentials the API refuses) fails in seconds with one line saying why, not after
+//! a hang. An API that is down or not answering yet is not a configuration error: the
+//! component says so and its watches keep retrying (CoreDNS answers SERVFAIL meanwhile too).
 
 use std::path::Path;
 use std::time::Duration;
@@ -46,9 +49,12 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, Error> {
 /// One small authenticated list: a wrong address, certificate or token shows here.
 async fn check(client: &Client, url: &str) -> Result<(), Error> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let unreachable = |reason: String| Error::Unreachable { url: url.to_owned(), reason };
+    let down = |reason: String| {
+        tracing::warn!(%url, %reason, "the Kubernetes API is not reachable yet; retrying in the background");
+        Ok(())
+    };
     match tokio::time::timeout(CHECK_TIMEOUT, api.list_metadata(&ListParams::default().limit(1))).await {
-        Err(_) => Err(unreachable(format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))),
+        Err(_) => down(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
         Ok(Ok(_)) => Ok(()),
         // Forbidden to list namespaces is not fatal for every component: its informers say
         // which kind it may not watch.
@@ -56,8 +62,27 @@ async fn check(client: &Client, url: &str) -> Result<(), Error> {
         Ok(Err(kube::Error::Api(s))) if s.code == 401 => {
             Err(Error::Refused { url: url.to_owned(), reason: format!("401 Unauthorized: {}", s.message) })
         }
-        Ok(Err(e)) => Err(unreachable(root_cause(&e))),
+        Ok(Err(e)) if is_down(&e) => down(root_cause(&e)),
+        Ok(Err(e)) => Err(Error::Unreachable { url: url.to_owned(), reason: root_cause(&e) }),
     }
+}
+
+/// The API is down or not reachable (as opposed to reachable and not usable: TLS, HTTP).
+fn is_down(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::*;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionRefused | ConnectionReset | TimedOut | HostUnreachable | NetworkUnreachable
+            )
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The innermost error message: hyper's and rustls' wrappers say little on their own.
