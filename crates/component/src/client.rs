@@ -23,7 +23,7 @@ pub enum Error {
     Infer(#[from] kube::config::InferConfigError),
     #[error("cannot build a client for {url}: {source}")]
     Client { url: String, source: kube::Error },
-    #[error("cannot reach the Kubernetes API at {url}: {reason}")]
+    #[error("cannot talk to the Kubernetes API at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("the Kubernetes API at {url} refuses these credentials: {reason}")]
     Refused { url: String, reason: String },

@@ -26,6 +26,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Run the cluster DNS against a Kubernetes API (Portico's or any cluster's).
     Dns(DnsArgs),
+    /// Run the controllers alone against a Kubernetes API (kube-controller-manager's jobs).
+    Controllers(ControllersArgs),
     /// Print the version the API server reports.
     Version,
 }
@@ -65,6 +67,16 @@ pub struct ServerArgs {
     /// Seconds between watch bookmarks.
     #[arg(long, default_value_t = 60)]
     pub bookmark_interval_seconds: u64,
+    /// Run the API server without the controllers (run them with `portico controllers`).
+    #[arg(long)]
+    pub no_controllers: bool,
+    #[command(flatten)]
+    pub controllers: ControllerArgs,
+}
+
+/// The controllers' settings (kube-controller-manager's flags of the same names).
+#[derive(Args, Debug, Clone)]
+pub struct ControllerArgs {
     /// Most endpoints per EndpointSlice (kube-controller-manager's flag of the same name).
     #[arg(long, default_value_t = controllers::endpointslice::DEFAULT_MAX_ENDPOINTS_PER_SLICE)]
     pub max_endpoints_per_slice: usize,
@@ -77,6 +89,15 @@ pub struct ServerArgs {
     /// LoadBalancer address pool: comma list of CIDRs, ranges (a-b) or addresses; unset uses node addresses.
     #[arg(long, value_delimiter = ',')]
     pub loadbalancer_ip_pool: Option<Vec<String>>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ControllersArgs {
+    /// kubeconfig of the cluster to run against (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub controllers: ControllerArgs,
 }
 
 impl ServerArgs {
@@ -134,10 +155,12 @@ impl Cli {
             }
             Command::Server(args) => {
                 let running = apiserver::start(args.config()?).await?;
-                let informers = Informers::new(component::client::connect(Some(&running.kubeconfig)).await?);
                 let mut components = Supervisor::new();
-                components.watch_informers(&informers);
-                start_controllers(&mut components, &informers, &args);
+                if !args.no_controllers {
+                    let informers = Informers::new(component::client::connect(Some(&running.kubeconfig)).await?);
+                    components.watch_informers(&informers);
+                    start_controllers(&mut components, &informers, &args);
+                }
                 print_server(&running);
                 let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
@@ -156,6 +179,15 @@ impl Cli {
                 dns.shutdown();
                 Ok(result?)
             }
+            Command::Controllers(args) => {
+                let informers = Informers::new(component::client::connect(args.kubeconfig.as_deref()).await?);
+                let mut components = Supervisor::new();
+                components.watch_informers(&informers);
+                spawn_controllers(&mut components, &informers, &args.controllers);
+                let result = components.run_until(wait_for_shutdown()).await;
+                tracing::info!("shutting down");
+                Ok(result?)
+            }
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
                 Ok(())
@@ -164,8 +196,15 @@ impl Cli {
     }
 }
 
-/// The controllers, as components of this process on its shared informers.
+/// The controllers of `portico server` and `up`, unless `--no-controllers`.
 fn start_controllers(components: &mut Supervisor, informers: &Informers, args: &ServerArgs) {
+    if !args.no_controllers {
+        spawn_controllers(components, informers, &args.controllers);
+    }
+}
+
+/// The controllers, as components of this process on its shared informers.
+fn spawn_controllers(components: &mut Supervisor, informers: &Informers, args: &ControllerArgs) {
     let opts = controllers::run::Options { max_endpoints_per_slice: args.max_endpoints_per_slice };
     components.spawn("endpoints controllers", controllers::run::run_service_endpoints(informers.clone(), opts));
     components.spawn("workload controllers", controllers::run::workloads::run_workloads(informers.clone()));

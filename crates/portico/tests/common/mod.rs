@@ -64,7 +64,7 @@ impl Server {
             .arg("--bind")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.extra_args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("PORTICO_TEST_LOG").unwrap_or_else(|_| "info".to_owned()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
