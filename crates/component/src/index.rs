@@ -8,11 +8,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::Resource;
 
 use crate::informer::Key;
 use crate::labels::SERVICE_NAME;
+use crate::pod::LeanPod;
 
 /// Files an object under zero or more values.
 pub type IndexFn<K> = fn(&K) -> Vec<String>;
@@ -145,8 +146,8 @@ pub fn controller_uid<K: Resource>(o: &K) -> Vec<String> {
     owners.filter(|r| r.controller == Some(true)).map(|r| r.uid.clone()).take(1).collect()
 }
 
-pub fn pod_node(p: &Pod) -> Vec<String> {
-    p.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()).into_iter().collect()
+pub fn pod_node(p: &LeanPod) -> Vec<String> {
+    p.node_name().map(str::to_owned).into_iter().collect()
 }
 
 pub fn service_name<K: Resource>(o: &K) -> Vec<String> {

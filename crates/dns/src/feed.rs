@@ -7,7 +7,8 @@
 use crate::server::Shared;
 use crate::zone::{ZoneData, k8s};
 use component::informer::{Event, Informer, Informers, Watched};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use component::pod::LeanPod;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Resource, ResourceExt};
 use std::collections::{HashMap, HashSet};
@@ -64,10 +65,10 @@ pub fn spawn(informers: &Informers, shared: Arc<Shared>, watch_pods: bool) {
     }));
 
     if watch_pods {
-        tokio::spawn(follow(informers.get::<Pod>(), shared, gate, |zone, change| match change {
+        tokio::spawn(follow(informers.get::<LeanPod>(), shared, gate, |zone, change| match change {
             Change::Apply(p) => {
                 let (ns, name) = key(p);
-                zone.set_pod(&ns, &name, k8s::pod_ips(p));
+                zone.set_pod(&ns, &name, p.ips());
             }
             Change::Gone((ns, name)) => zone.set_pod(&ns, &name, vec![]),
         }));

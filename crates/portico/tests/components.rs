@@ -184,6 +184,13 @@ async fn controllers_and_dns_ride_out_an_api_server_crash_without_duplicate_writ
     assert!(common::eventually(Duration::from_secs(10), || db_answers(dns.addr).len() == 2));
     let web_before = slices_of(&slices, "web").await;
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), "default");
+    let ready_addresses = |e: &Endpoints| e.subsets.iter().flatten().flat_map(|s| s.addresses.iter().flatten()).count();
+    assert!(
+        eventually_async(Duration::from_secs(20), || async {
+            endpoints.get("web").await.is_ok_and(|e| ready_addresses(&e) == 1)
+        })
+        .await
+    );
     let web_endpoints_rv = endpoints.get("web").await.unwrap().metadata.resource_version;
 
     // Crash 1: the store keeps its history, so every watch resumes from its resourceVersion.

@@ -60,6 +60,9 @@ pub(crate) struct Tuning {
     pub replay_chunk: usize,
     /// Pending write requests before callers wait.
     pub request_queue: usize,
+    /// redb's page cache. Its default (1 GiB) let a store of 100,000 pods hold most of the
+    /// file in memory; the OS page cache keeps hot pages anyway, and reads are by key.
+    pub cache_bytes: usize,
 }
 
 impl Default for Tuning {
@@ -71,6 +74,7 @@ impl Default for Tuning {
             watch_buffer: 1024,
             replay_chunk: 1024,
             request_queue: 4096,
+            cache_bytes: 32 << 20,
         }
     }
 }
@@ -138,7 +142,10 @@ impl RedbStore {
 
     pub(crate) fn open_tuned(dir: &Path, options: Options, tuning: Tuning) -> Result<RedbStore> {
         std::fs::create_dir_all(dir).map_err(backend("create data directory"))?;
-        let db = Database::create(dir.join(DB_FILE)).map_err(backend("open database"))?;
+        let db = Database::builder()
+            .set_cache_size(tuning.cache_bytes)
+            .create(dir.join(DB_FILE))
+            .map_err(backend("open database"))?;
 
         let (revision, compacted) = init_meta(&db)?;
         let compacted = trim_on_open(&db, revision, compacted, options.history, tuning.trim_chunk.max(1))?;

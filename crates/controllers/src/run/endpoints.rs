@@ -14,6 +14,7 @@ use std::sync::Arc;
 use component::index::{self, BY_LABEL, BY_SELECTOR, BY_SERVICE};
 use component::informer::{Event, Informer, Informers, Watched, split_key};
 use component::labels::{ENDPOINTSLICE_MANAGED_BY, SERVICE_NAME, TOPOLOGY_ZONE};
+use component::pod::LeanPod;
 use component::reconcile::{self, Dirty, QueueOptions, Reconciler, Written, delete_params};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -65,7 +66,7 @@ struct Controller {
     client: Client,
     opts: Options,
     services: Informer<Service>,
-    pods: Informer<Pod>,
+    pods: Informer<LeanPod>,
     slices: Informer<EndpointSlice>,
     endpoints: Informer<Endpoints>,
     nodes: Informer<Node>,
@@ -83,7 +84,7 @@ pub async fn run_service_endpoints(informers: Informers, opts: Options) -> Resul
         nodes: informers.get(),
     };
     c.services.index(BY_SELECTOR, index::selector_pairs);
-    c.pods.index(BY_LABEL, index::label_pairs::<Pod>);
+    c.pods.index(BY_LABEL, index::label_pairs::<LeanPod>);
     c.slices.index(BY_SERVICE, index::service_name::<EndpointSlice>);
 
     let (tx, rx) = mpsc::unbounded_channel();
@@ -152,7 +153,7 @@ pub(crate) fn follow<K: Watched, D: Send + 'static>(
 }
 
 /// The Services whose selector selects `pod`.
-fn selecting(services: &Informer<Service>, pod: &Pod) -> BTreeSet<Key> {
+fn selecting(services: &Informer<Service>, pod: &LeanPod) -> BTreeSet<Key> {
     let ns = pod.namespace().unwrap_or_default();
     let labels = pod.labels();
     let mut out = BTreeSet::new();
@@ -231,8 +232,8 @@ impl Controller {
                         .pods
                         .indexed_all(BY_LABEL, &index::selector_values(ns, sel))
                         .into_iter()
+                        .map(|p| p.to_pod())
                         .filter(|p| selects(service, p))
-                        .map(Arc::unwrap_or_clone)
                         .collect(),
                     _ => vec![],
                 };

@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
+use component::index::{self, BY_NODE};
 use component::informer::{Event, Informer, Informers};
+use component::pod::LeanPod;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use kube::api::{Api, Patch, PatchParams};
@@ -61,7 +63,7 @@ const TICK: Duration = Duration::from_secs(1);
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
 struct Stores {
-    pods: Informer<Pod>,
+    pods: Informer<LeanPod>,
     nodes: Informer<Node>,
     leases: Informer<Lease>,
     services: Informer<Service>,
@@ -77,6 +79,7 @@ pub async fn run_nodes(informers: Informers, opts: NodeOptions) -> Result<(), St
     let (tx, rx) = mpsc::unbounded_channel();
     let stores =
         Stores { pods: informers.get(), nodes: informers.get(), leases: informers.get(), services: informers.get() };
+    stores.pods.index(BY_NODE, index::pod_node);
     follow(&stores.pods, &tx, |_| vec![()]);
     follow(&stores.nodes, &tx, |_| vec![()]);
     follow(&stores.leases, &tx, |_: Event<Lease>| vec![()]);
@@ -197,7 +200,6 @@ impl Worker {
     async fn node_lifecycle(&mut self) {
         let now = jiff::Timestamp::now();
         let nodes = self.stores.nodes.state();
-        let mut pods = Vec::new();
         let node_api: Api<Node> = Api::all(self.client.clone());
         for node in &nodes {
             let name = node.name_any();
@@ -214,11 +216,8 @@ impl Worker {
                     }
                 }
             }
-            if pods.is_empty() {
-                pods = self.stores.pods.state();
-            }
-            for pod in pods.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name)) {
-                let Some(patch) = pod_not_ready_patch(pod, now) else { continue };
+            for pod in self.stores.pods.indexed(BY_NODE, &name) {
+                let Some(patch) = pod_not_ready_patch(&pod.to_pod(), now) else { continue };
                 let ns = pod.namespace().unwrap_or_default();
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
                 if let Err(e) =
@@ -242,7 +241,7 @@ impl Worker {
         }
         let mut per_node = HashMap::<&str, usize>::new();
         for pod in &pods {
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
+            let node = pod.node_name();
             let node = node.or_else(|| pod.metadata.uid.as_deref().and_then(|u| self.bound.get(u)).map(String::as_str));
             if let Some(n) = node {
                 *per_node.entry(n).or_default() += 1;
@@ -250,10 +249,10 @@ impl Worker {
         }
         let mut per_node: BTreeMap<String, usize> = per_node.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         for pod in &pods {
-            let Some(spec) = pod.spec.as_ref() else { continue };
+            let spec = &pod.spec;
             let uid = pod.uid().unwrap_or_default();
-            let terminal = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
-            if spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
+            let terminal = matches!(pod.phase(), "Succeeded" | "Failed");
+            if pod.node_name().is_some()
                 || pod.metadata.deletion_timestamp.is_some()
                 || terminal
                 || spec.scheduler_name.as_deref().is_some_and(|s| s != DEFAULT_SCHEDULER)
@@ -263,7 +262,7 @@ impl Worker {
             }
             let ns = pod.namespace().unwrap_or_default();
             let name = pod.name_any();
-            match pick_node(pod, &nodes, &per_node) {
+            match pick_node(&pod.to_pod(), &nodes, &per_node) {
                 Ok(node) => {
                     let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
                     let patch = json!({ "metadata": { "uid": uid }, "spec": { "nodeName": node } });

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use component::index::{self, BY_NAMESPACE, BY_OWNER};
 use component::informer::{Event, Informer, Informers};
+use component::pod::LeanPod;
 use component::reconcile::{self, Dirty, QueueOptions, Reconciler, Written, delete_params};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
@@ -59,7 +60,7 @@ fn key_of<K: Resource>(kind: Kind, o: &K) -> Key {
 
 struct Worker {
     client: Client,
-    pods: Informer<Pod>,
+    pods: Informer<LeanPod>,
     replica_sets: Informer<ReplicaSet>,
     deployments: Informer<Deployment>,
     stateful_sets: Informer<StatefulSet>,
@@ -74,7 +75,7 @@ pub async fn run_workloads(informers: Informers) -> Result<(), String> {
         deployments: informers.get(),
         stateful_sets: informers.get(),
     };
-    w.pods.index(BY_OWNER, index::controller_uid::<Pod>);
+    w.pods.index(BY_OWNER, index::controller_uid::<LeanPod>);
     w.replica_sets.index(BY_NAMESPACE, index::namespace::<ReplicaSet>);
     let (tx, rx) = mpsc::unbounded_channel();
     follow(&w.pods, &tx, |ev| match ev {
@@ -139,7 +140,7 @@ impl Worker {
     /// The pods `uid` controls.
     fn pods_of(&self, uid: Option<String>) -> Vec<Pod> {
         let Some(uid) = uid else { return vec![] };
-        self.pods.indexed(BY_OWNER, &uid).into_iter().map(Arc::unwrap_or_clone).collect()
+        self.pods.indexed(BY_OWNER, &uid).iter().map(|p| p.to_pod()).collect()
     }
 
     async fn sync_replica_set(&self, ns: &str, name: &str) -> bool {
