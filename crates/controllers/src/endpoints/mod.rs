@@ -27,7 +27,7 @@ pub const OVER_CAPACITY_ANNOTATION: &str = "endpoints.kubernetes.io/over-capacit
 /// Value of [`OVER_CAPACITY_ANNOTATION`].
 pub const TRUNCATED: &str = "truncated";
 /// Annotation carrying the time of the last pod or service change that triggered a sync.
-pub const LAST_CHANGE_TRIGGER_TIME_ANNOTATION: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+pub use component::labels::LAST_CHANGE_TRIGGER_TIME as LAST_CHANGE_TRIGGER_TIME_ANNOTATION;
 /// Label put on the Endpoints of headless Services (those without a cluster IP).
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 
@@ -199,13 +199,7 @@ pub(crate) fn should_pod_be_in_endpoints(pod: &Pod, include_terminating: bool) -
     include_terminating || pod.metadata.deletion_timestamp.is_none()
 }
 
-/// The pod's `Ready` condition is `True`.
-pub(crate) fn is_pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+use component::pod::is_ready as is_pod_ready;
 
 /// `ShouldSetHostname`: the pod names itself into the Service's subdomain.
 fn should_set_hostname(pod: &Pod, service: &Service) -> bool {

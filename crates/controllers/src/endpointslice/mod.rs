@@ -47,16 +47,12 @@ pub use reconcile::{format_trigger_time, reconcile};
 
 /// `endpointslice.kubernetes.io/managed-by` value of slices this controller owns.
 pub const CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
-/// Label naming the Service a slice belongs to.
-pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
-/// Label naming the controller that manages a slice.
-pub const LABEL_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
-/// Label (empty value) on slices of headless Services (`clusterIP: None`).
-pub const LABEL_HEADLESS: &str = "service.kubernetes.io/headless";
-/// Node label holding the node's zone.
-pub const LABEL_TOPOLOGY_ZONE: &str = "topology.kubernetes.io/zone";
-/// Annotation recording when the change that triggered this write happened (RFC 3339, UTC).
-pub const ANNOTATION_LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+// The labels and annotation slices carry (declared once, in `component::labels`).
+pub use component::labels::{
+    ENDPOINTSLICE_MANAGED_BY as LABEL_MANAGED_BY, HEADLESS as LABEL_HEADLESS,
+    LAST_CHANGE_TRIGGER_TIME as ANNOTATION_LAST_CHANGE_TRIGGER_TIME, SERVICE_NAME as LABEL_SERVICE_NAME,
+    TOPOLOGY_ZONE as LABEL_TOPOLOGY_ZONE,
+};
 /// kube-controller-manager's default `--max-endpoints-per-slice`.
 pub const DEFAULT_MAX_ENDPOINTS_PER_SLICE: usize = 100;
 

@@ -381,10 +381,7 @@ fn should_pod_be_in_endpoints(pod: &Pod) -> bool {
         || status.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty())
 }
 
-fn is_pod_ready(pod: &Pod) -> bool {
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
-    conditions.into_iter().flatten().find(|c| c.type_ == "Ready").is_some_and(|c| c.status == "True")
-}
+use component::pod::is_ready as is_pod_ready;
 
 /// Upstream's `podToEndpoint`.
 fn pod_to_endpoint(

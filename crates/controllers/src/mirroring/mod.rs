@@ -20,10 +20,7 @@ mod tests;
 
 /// Value of [`LABEL_MANAGED_BY`] on mirrored slices.
 pub const CONTROLLER_NAME: &str = "endpointslicemirroring-controller.k8s.io";
-/// Label naming the Service a slice belongs to.
-pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
-/// Label naming the controller that manages a slice.
-pub const LABEL_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+pub use component::labels::{ENDPOINTSLICE_MANAGED_BY as LABEL_MANAGED_BY, SERVICE_NAME as LABEL_SERVICE_NAME};
 /// Endpoints labelled with this set to `"true"` are not mirrored.
 pub const LABEL_SKIP_MIRROR: &str = "endpointslice.kubernetes.io/skip-mirror";
 /// Most addresses mirrored from one Endpoints subset (and held by one mirrored slice).

@@ -76,19 +76,9 @@ pub fn is_pod_active(pod: &Pod) -> bool {
     !matches!(phase(pod), "Succeeded" | "Failed") && pod.metadata.deletion_timestamp.is_none()
 }
 
-fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
-    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
-}
-
 /// Upstream's `podutil.IsPodReady`: the Ready condition is True.
-pub fn is_pod_ready(pod: &Pod) -> bool {
-    ready_condition(pod).is_some_and(|c| c.status == "True")
-}
-
-/// When the pod's Ready condition last turned True (`None` when not ready or unknown).
-pub(crate) fn ready_since(pod: &Pod) -> Option<Timestamp> {
-    ready_condition(pod).filter(|c| c.status == "True").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0)
-}
+pub use component::pod::is_ready as is_pod_ready;
+use component::pod::ready_since;
 
 /// Upstream's `podutil.IsPodAvailable`: ready, and (when `min_ready_seconds > 0`) ready for at
 /// least that long at `now`. With `now == None` a pod needing `min_ready_seconds > 0` is not

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::net::IpAddr;
 
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub use component::labels::SERVICE_NAME as SERVICE_NAME_LABEL;
 
 pub fn service_model(svc: &Service) -> Option<SvcModel> {
     let spec = svc.spec.as_ref()?;
