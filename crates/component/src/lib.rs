@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod events;
+pub mod http;
 pub mod index;
 pub mod informer;
 pub mod labels;

@@ -132,7 +132,7 @@ impl Bound {
         server::udp::spawn(udp, shared.clone(), stop.clone());
         let mut tasks = vec![tokio::spawn(server::tcp::serve(tcp, shared.clone()))];
         for (listener, endpoints) in http {
-            tasks.push(tokio::spawn(server::http::serve(listener, shared.clone(), endpoints)));
+            tasks.push(tokio::spawn(component::http::serve(listener, server::http::routes(&shared, &endpoints))));
         }
         tracing::info!(%addr, upstreams = ?shared.forwarder.upstream_addrs(), zone = %shared.config.zone, "cluster DNS serving");
         Running { addr, shared, stop, tasks }

@@ -1,15 +1,13 @@
-//! The HTTP side: CoreDNS's `health` (/health, 200 while the process serves), `ready`
-//! (/ready, 200 once the zone has its first full copy of the API's objects, 503 before) and
-//! `prometheus` (/metrics) endpoints.
+//! The HTTP side, on the component runtime's server: CoreDNS's `health` (/health, 200 while
+//! the process serves), `ready` (/ready, 200 once the zone has its first full copy of the API's
+//! objects, 503 before) and `prometheus` (/metrics) endpoints.
 
 use super::Shared;
-use bytes::Bytes;
-use http::{Response, StatusCode};
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use component::http::{Route, Routes};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -18,42 +16,47 @@ pub enum Endpoint {
     Metrics,
 }
 
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, endpoints: Vec<Endpoint>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let (shared, endpoints) = (shared.clone(), endpoints.clone());
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let response = respond(&shared, &endpoints, req.uri().path());
-                async move { Ok::<_, std::convert::Infallible>(response) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-        });
+/// Reads the server's counters, the cache size and the zone size at scrape time.
+struct DnsCollector(Arc<Shared>);
+
+impl std::fmt::Debug for DnsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DnsCollector")
     }
 }
 
-fn respond(shared: &Shared, endpoints: &[Endpoint], path: &str) -> Response<Full<Bytes>> {
-    let text = |code: StatusCode, body: String| {
-        Response::builder()
-            .status(code)
-            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-            .body(Full::new(Bytes::from(body)))
-            .expect("static response parts")
-    };
-    match path {
-        "/health" if endpoints.contains(&Endpoint::Health) => text(StatusCode::OK, "OK".into()),
-        "/ready" if endpoints.contains(&Endpoint::Ready) => {
-            if shared.zone.read().map(|z| z.synced).unwrap_or(false) {
-                text(StatusCode::OK, "OK".into())
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "kubernetes".into())
-            }
-        }
-        "/metrics" if endpoints.contains(&Endpoint::Metrics) => {
-            let (services, endpoints) =
-                shared.zone.read().map(|z| (z.service_count(), z.endpoint_count())).unwrap_or((0, 0));
-            text(StatusCode::OK, shared.metrics.render(shared.cache.len(), services, endpoints))
-        }
-        _ => text(StatusCode::NOT_FOUND, "404 page not found\n".into()),
+impl Collector for DnsCollector {
+    fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
+        let shared = &self.0;
+        let (services, endpoints) =
+            shared.zone.read().map(|z| (z.service_count(), z.endpoint_count())).unwrap_or((0, 0));
+        shared.metrics.encode(encoder, shared.cache.len(), services, endpoints)
     }
+}
+
+/// The routes one listener serves.
+pub fn routes(shared: &Arc<Shared>, endpoints: &[Endpoint]) -> Routes {
+    let mut routes = Routes::new();
+    for e in endpoints {
+        routes = match e {
+            Endpoint::Health => routes.route("/health", Route::Live),
+            Endpoint::Ready => {
+                let shared = shared.clone();
+                routes.route(
+                    "/ready",
+                    Route::Ready(Arc::new(move || match shared.zone.read().map(|z| z.synced).unwrap_or(false) {
+                        true => Ok(()),
+                        // CoreDNS names the plugin that is not ready yet.
+                        false => Err("kubernetes".to_owned()),
+                    })),
+                )
+            }
+            Endpoint::Metrics => {
+                let mut registry = Registry::default();
+                registry.register_collector(Box::new(DnsCollector(shared.clone())));
+                routes.route("/metrics", Route::Metrics(Arc::new(registry)))
+            }
+        };
+    }
+    routes
 }

@@ -1,9 +1,17 @@
 //! Prometheus metrics under CoreDNS's names (plugin/metrics, cache, forward), so dashboards
 //! and alerts written for CoreDNS work unchanged. Counters are plain atomics indexed by label
-//! values, cheap enough for every query on the hot path.
+//! values, cheap enough for every query on the hot path; a `prometheus-client` collector reads
+//! them at scrape time (the one exposition library of every component).
 
 use crate::wire::{rcode, rtype};
-use std::fmt::Write;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -120,149 +128,180 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition; `cache_entries` and `zone` sizes are read at scrape time.
-    pub fn render(&self, cache_entries: usize, services: usize, endpoints: usize) -> String {
-        let mut out = String::with_capacity(8192);
-        let s = &self.server;
-        out.push_str("# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family.\n");
-        out.push_str("# TYPE coredns_dns_requests_total counter\n");
+    /// Writes every metric through `encoder`; `cache_entries` and the zone sizes are read at
+    /// scrape time.
+    pub fn encode(
+        &self,
+        mut encoder: DescriptorEncoder,
+        cache_entries: usize,
+        services: usize,
+        endpoints: usize,
+    ) -> fmt::Result {
+        let s = self.server.as_str();
+        let mut m = encoder.encode_descriptor(
+            "coredns_dns_requests",
+            "Counter of DNS requests made per zone, protocol and family.",
+            None,
+            MetricType::Counter,
+        )?;
         for (p, proto) in ["udp", "tcp"].iter().enumerate() {
             for fam in 0..2 {
                 for t in 0..N_TYPES {
                     let v = self.requests[p][fam][t].load(Relaxed);
                     if v > 0 {
-                        let family = if fam == 0 { 1 } else { 2 };
-                        let _ = writeln!(
-                            out,
-                            "coredns_dns_requests_total{{server=\"{s}\",zone=\".\",view=\"\",proto=\"{proto}\",family=\"{family}\",type=\"{}\"}} {v}",
-                            type_name(t)
-                        );
+                        let family = if fam == 0 { "1" } else { "2" };
+                        let labels = [
+                            ("server", s),
+                            ("zone", "."),
+                            ("view", ""),
+                            ("proto", proto),
+                            ("family", family),
+                            ("type", type_name(t)),
+                        ];
+                        ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
                     }
                 }
             }
         }
-        out.push_str("# HELP coredns_dns_responses_total Counter of response status codes.\n");
-        out.push_str("# TYPE coredns_dns_responses_total counter\n");
+        let mut m = encoder.encode_descriptor(
+            "coredns_dns_responses",
+            "Counter of response status codes.",
+            None,
+            MetricType::Counter,
+        )?;
         for (src, plugin) in SOURCES.iter().enumerate() {
             for code in 0..RCODES {
                 let v = self.responses[src][code].load(Relaxed);
                 if v > 0 {
-                    let _ = writeln!(
-                        out,
-                        "coredns_dns_responses_total{{server=\"{s}\",zone=\".\",view=\"\",rcode=\"{}\",plugin=\"{plugin}\"}} {v}",
-                        rcode::name(code as u8)
-                    );
+                    let labels = [
+                        ("server", s),
+                        ("zone", "."),
+                        ("view", ""),
+                        ("rcode", rcode::name(code as u8)),
+                        ("plugin", plugin),
+                    ];
+                    ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
                 }
             }
         }
-        out.push_str(
-            "# HELP coredns_dns_request_duration_seconds Histogram of the time (in seconds) each request took.\n",
-        );
-        out.push_str("# TYPE coredns_dns_request_duration_seconds histogram\n");
+        let mut m = encoder.encode_descriptor(
+            "coredns_dns_request_duration_seconds",
+            "Histogram of the time (in seconds) each request took.",
+            None,
+            MetricType::Histogram,
+        )?;
         for (t, h) in self.durations.iter().enumerate() {
             let count = h.count.load(Relaxed);
             if count == 0 {
                 continue;
             }
-            let labels = format!("server=\"{s}\",zone=\".\",view=\"\",type=\"{}\"", type_name(t));
-            let (mut bound, mut cumulative) = (0.00025, 0);
+            let mut buckets = Vec::with_capacity(BUCKETS + 1);
+            let (mut bound, mut counted) = (0.00025, 0);
             for b in &h.buckets {
-                cumulative += b.load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "coredns_dns_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                );
+                let n = b.load(Relaxed);
+                counted += n;
+                buckets.push((bound, n));
                 bound *= 2.0;
             }
-            let _ = writeln!(out, "coredns_dns_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
+            buckets.push((f64::INFINITY, count.saturating_sub(counted)));
             let sum = h.sum_nanos.load(Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "coredns_dns_request_duration_seconds_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "coredns_dns_request_duration_seconds_count{{{labels}}} {count}");
+            let labels = [("server", s), ("zone", "."), ("view", ""), ("type", type_name(t))];
+            m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
-        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, lines: &[(String, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in lines {
-                if labels.is_empty() {
-                    let _ = writeln!(out, "{name} {v}");
-                } else {
-                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
-                }
-            }
-        };
-        gauge(
-            &mut out,
+        let mut m = encoder.encode_descriptor(
             "coredns_cache_entries",
             "The number of elements in the cache.",
-            "gauge",
-            &[(format!("server=\"{s}\",type=\"all\",zones=\".\",view=\"\""), cache_entries as u64)],
-        );
-        gauge(
-            &mut out,
-            "coredns_cache_hits_total",
-            "The count of cache hits.",
-            "counter",
-            &[
-                (
-                    format!("server=\"{s}\",type=\"success\",zones=\".\",view=\"\""),
-                    self.cache_hits_success.load(Relaxed),
-                ),
-                (format!("server=\"{s}\",type=\"denial\",zones=\".\",view=\"\""), self.cache_hits_denial.load(Relaxed)),
-            ],
-        );
-        gauge(
-            &mut out,
-            "coredns_cache_misses_total",
+            None,
+            MetricType::Gauge,
+        )?;
+        let labels = [("server", s), ("type", "all"), ("zones", "."), ("view", "")];
+        ConstGauge::new(cache_entries as i64).encode(m.encode_family(&labels)?)?;
+        let mut m =
+            encoder.encode_descriptor("coredns_cache_hits", "The count of cache hits.", None, MetricType::Counter)?;
+        for (kind, v) in [("success", &self.cache_hits_success), ("denial", &self.cache_hits_denial)] {
+            let labels = [("server", s), ("type", kind), ("zones", "."), ("view", "")];
+            ConstCounter::new(v.load(Relaxed)).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = encoder.encode_descriptor(
+            "coredns_cache_misses",
             "The count of cache misses.",
-            "counter",
-            &[(format!("server=\"{s}\",zones=\".\",view=\"\""), self.cache_misses.load(Relaxed))],
-        );
-        let mut requests = Vec::new();
-        let mut responses = Vec::new();
-        for (to, n, codes) in &self.forward {
-            requests.push((format!("to=\"{to}\""), n.load(Relaxed)));
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.cache_misses.load(Relaxed)).encode(m.encode_family(&[
+            ("server", s),
+            ("zones", "."),
+            ("view", ""),
+        ])?)?;
+        let mut m = encoder.encode_descriptor(
+            "coredns_forward_requests",
+            "Counter of requests made per upstream.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (to, n, _) in &self.forward {
+            ConstCounter::new(n.load(Relaxed)).encode(m.encode_family(&[("to", to.as_str())])?)?;
+        }
+        let mut m = encoder.encode_descriptor(
+            "coredns_forward_responses",
+            "Counter of responses received per upstream.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (to, _, codes) in &self.forward {
             for (c, v) in codes.iter().enumerate() {
                 let v = v.load(Relaxed);
                 if v > 0 {
-                    responses.push((format!("to=\"{to}\",rcode=\"{}\"", rcode::name(c as u8)), v));
+                    let labels = [("to", to.as_str()), ("rcode", rcode::name(c as u8))];
+                    ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
                 }
             }
         }
-        gauge(
-            &mut out,
-            "coredns_forward_requests_total",
-            "Counter of requests made per upstream.",
-            "counter",
-            &requests,
-        );
-        gauge(
-            &mut out,
-            "coredns_forward_responses_total",
-            "Counter of responses received per upstream.",
-            "counter",
-            &responses,
-        );
-        gauge(
-            &mut out,
-            "coredns_forward_max_concurrent_rejects_total",
+        let m = encoder.encode_descriptor(
+            "coredns_forward_max_concurrent_rejects",
             "Counter of the number of queries rejected because the concurrent queries were at maximum.",
-            "counter",
-            &[(String::new(), self.forward_rejects.load(Relaxed))],
-        );
-        gauge(
-            &mut out,
-            "portico_dns_forward_loops_detected_total",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.forward_rejects.load(Relaxed)).encode(m)?;
+        let m = encoder.encode_descriptor(
+            "portico_dns_forward_loops_detected",
             "Upstreams found to forward this server's own probe back to it.",
-            "counter",
-            &[(String::new(), self.loops_detected.load(Relaxed))],
-        );
-        gauge(
-            &mut out,
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.loops_detected.load(Relaxed)).encode(m)?;
+        let mut m = encoder.encode_descriptor(
             "portico_dns_zone_objects",
             "Services and ready endpoints held in the cluster zone.",
-            "gauge",
-            &[("kind=\"services\"".into(), services as u64), ("kind=\"endpoints\"".into(), endpoints as u64)],
-        );
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(services as i64).encode(m.encode_family(&[("kind", "services")])?)?;
+        ConstGauge::new(endpoints as i64).encode(m.encode_family(&[("kind", "endpoints")])?)?;
+        Ok(())
+    }
+
+    /// The exposition on its own (tests).
+    pub fn render(self: &Arc<Self>, cache_entries: usize, services: usize, endpoints: usize) -> String {
+        #[derive(Debug)]
+        struct Fixed(Arc<Metrics>, usize, usize, usize);
+        impl Collector for Fixed {
+            fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+                self.0.encode(encoder, self.1, self.2, self.3)
+            }
+        }
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fixed(self.clone(), cache_entries, services, endpoints)));
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").field("server", &self.server).finish_non_exhaustive()
     }
 }
 
@@ -272,7 +311,7 @@ mod tests {
 
     #[test]
     fn counts_appear_under_coredns_names() {
-        let m = Metrics::new("dns://:53".into(), &["127.0.0.1:5300".parse().unwrap()]);
+        let m = Arc::new(Metrics::new("dns://:53".into(), &["127.0.0.1:5300".parse().unwrap()]));
         m.request(Proto::Udp, false, rtype::A);
         m.request(Proto::Tcp, true, 99);
         m.response(Source::Kubernetes, rcode::NXDOMAIN, rtype::A, Duration::from_micros(100));
@@ -283,11 +322,11 @@ mod tests {
         ));
         assert!(text.contains("proto=\"tcp\",family=\"2\",type=\"other\"} 1"));
         assert!(text.contains("rcode=\"NXDOMAIN\",plugin=\"kubernetes\"} 1"));
-        assert!(text.contains("coredns_dns_request_duration_seconds_bucket{server=\"dns://:53\",zone=\".\",view=\"\",type=\"A\",le=\"0.00025\"} 1"));
+        assert!(text.contains("coredns_dns_request_duration_seconds_bucket{le=\"0.00025\",server=\"dns://:53\",zone=\".\",view=\"\",type=\"A\"} 1"));
         m.response(Source::Kubernetes, rcode::NOERROR, rtype::A, Duration::from_micros(600));
         let text = m.render(3, 1, 2);
-        assert!(text.contains("type=\"A\",le=\"0.0005\"} 1"), "{text}");
-        assert!(text.contains("type=\"A\",le=\"0.001\"} 2"), "{text}");
+        assert!(text.contains("{le=\"0.0005\",server=\"dns://:53\",zone=\".\",view=\"\",type=\"A\"} 1"), "{text}");
+        assert!(text.contains("{le=\"0.001\",server=\"dns://:53\",zone=\".\",view=\"\",type=\"A\"} 2"), "{text}");
         assert!(text.contains(
             "coredns_dns_request_duration_seconds_count{server=\"dns://:53\",zone=\".\",view=\"\",type=\"A\"} 2"
         ));
