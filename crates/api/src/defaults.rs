@@ -15,21 +15,7 @@ pub fn apply(rt: &ResourceType, obj: &mut Value) {
     let Some(obj) = obj.as_object_mut() else {
         return;
     };
-    match (rt.group, rt.kind) {
-        ("", "Pod") => pod(obj),
-        ("", "Service") => crate::service::default_service_fields(obj),
-        ("", "Secret") => set_if_empty(obj, "type", json!("Opaque")),
-        ("", "Namespace") => namespace(obj),
-        ("", "Endpoints") => endpoints(obj),
-        ("", "Node") => node(obj),
-        ("apps", "Deployment") => deployment(obj),
-        ("apps", "ReplicaSet") => replica_set(obj),
-        ("apps", "StatefulSet") => stateful_set(obj),
-        ("discovery.k8s.io", "EndpointSlice") => endpoint_slice(obj),
-        ("networking.k8s.io", "IngressClass") => ingress_class(obj),
-        // ConfigMap, ServiceAccount, Event, Lease, Ingress: nothing that shows on the wire.
-        _ => {}
-    }
+    rt.strategy.apply_defaults(obj);
 }
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -80,7 +66,7 @@ fn items<'a>(map: &'a mut Map<String, Value>, key: &str) -> impl Iterator<Item =
 // ---- core/v1 -------------------------------------------------------------------------------
 
 /// SetObjectDefaults_Pod
-fn pod(obj: &mut Map<String, Value>) {
+pub(crate) fn pod(obj: &mut Map<String, Value>) {
     let spec = object(obj, "spec");
     // SetDefaults_Pod: only Pods, not pod templates.
     for key in ["containers", "initContainers"] {
@@ -327,7 +313,7 @@ fn valid_path_component(c: &str) -> bool {
 /// SetDefaults_Namespace and SetDefaults_NamespaceStatus, plus the `kubernetes` finalizer the
 /// namespace strategy adds on create. The finalizer is added only to a namespace that has no
 /// status phase yet (one being created): it must stay removable by `/finalize` afterwards.
-fn namespace(obj: &mut Map<String, Value>) {
+pub(crate) fn namespace(obj: &mut Map<String, Value>) {
     let name = obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
     if !name.is_empty() {
         object(object(obj, "metadata"), "labels").insert("kubernetes.io/metadata.name".to_string(), json!(name));
@@ -348,8 +334,13 @@ fn namespace(obj: &mut Map<String, Value>) {
     }
 }
 
+/// SetDefaults_Secret
+pub(crate) fn secret(obj: &mut Map<String, Value>) {
+    set_if_empty(obj, "type", json!("Opaque"));
+}
+
 /// SetDefaults_Endpoints
-fn endpoints(obj: &mut Map<String, Value>) {
+pub(crate) fn endpoints(obj: &mut Map<String, Value>) {
     for subset in items(obj, "subsets") {
         for port in items(subset, "ports") {
             set_if_empty(port, "protocol", json!("TCP"));
@@ -358,7 +349,7 @@ fn endpoints(obj: &mut Map<String, Value>) {
 }
 
 /// SetDefaults_NodeStatus
-fn node(obj: &mut Map<String, Value>) {
+pub(crate) fn node(obj: &mut Map<String, Value>) {
     let Some(status) = object_if(obj, "status") else { return };
     if is_nil(status, "allocatable")
         && let Some(capacity) = status.get("capacity").filter(|c| !c.is_null()).cloned()
@@ -375,7 +366,7 @@ fn pod_template(spec: &mut Map<String, Value>) {
 }
 
 /// SetDefaults_Deployment
-fn deployment(obj: &mut Map<String, Value>) {
+pub(crate) fn deployment(obj: &mut Map<String, Value>) {
     let spec = object(obj, "spec");
     set_if_nil(spec, "replicas", json!(1));
     let strategy = object(spec, "strategy");
@@ -391,14 +382,14 @@ fn deployment(obj: &mut Map<String, Value>) {
 }
 
 /// SetDefaults_ReplicaSet
-fn replica_set(obj: &mut Map<String, Value>) {
+pub(crate) fn replica_set(obj: &mut Map<String, Value>) {
     let spec = object(obj, "spec");
     set_if_nil(spec, "replicas", json!(1));
     pod_template(spec);
 }
 
 /// SetDefaults_StatefulSet, plus PVC defaults on the volume claim templates.
-fn stateful_set(obj: &mut Map<String, Value>) {
+pub(crate) fn stateful_set(obj: &mut Map<String, Value>) {
     let spec = object(obj, "spec");
     set_if_empty(spec, "podManagementPolicy", json!("OrderedReady"));
     let strategy = object(spec, "updateStrategy");
@@ -426,7 +417,7 @@ fn stateful_set(obj: &mut Map<String, Value>) {
 // ---- discovery.k8s.io, networking.k8s.io ---------------------------------------------------
 
 /// SetDefaults_EndpointPort
-fn endpoint_slice(obj: &mut Map<String, Value>) {
+pub(crate) fn endpoint_slice(obj: &mut Map<String, Value>) {
     for port in items(obj, "ports") {
         set_if_nil(port, "name", json!(""));
         set_if_nil(port, "protocol", json!("TCP"));
@@ -434,7 +425,7 @@ fn endpoint_slice(obj: &mut Map<String, Value>) {
 }
 
 /// SetDefaults_IngressClass
-fn ingress_class(obj: &mut Map<String, Value>) {
+pub(crate) fn ingress_class(obj: &mut Map<String, Value>) {
     if let Some(params) = object_if(obj, "spec").and_then(|s| object_if(s, "parameters")) {
         set_if_nil(params, "scope", json!("Cluster"));
     }

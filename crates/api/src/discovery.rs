@@ -44,7 +44,7 @@ const SUBRESOURCE_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// The verbs discovery reports for a top-level resource.
 pub fn verbs(r: &ResourceType) -> &'static [&'static str] {
-    if r.group.is_empty() && r.kind == "Namespace" { NAMESPACE_VERBS } else { MAIN_VERBS }
+    if r.strategy.serves_delete_collection() { MAIN_VERBS } else { NAMESPACE_VERBS }
 }
 
 /// One served subresource of a resource, as discovery describes it.

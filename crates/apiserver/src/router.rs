@@ -253,7 +253,7 @@ impl Router {
                 let opts = DeleteOptions::from_body(body.as_ref(), base)?;
                 match self.registry.delete(rt, ns, &name, &opts).await? {
                     DeleteOutcome::Pending(obj) => Ok(self.object_response(rt, 200, &obj, &shape, include, &[])),
-                    DeleteOutcome::Deleted(obj) if returns_deleted_object(rt) => {
+                    DeleteOutcome::Deleted(obj) if rt.strategy.returns_deleted_object() => {
                         Ok(self.object_response(rt, 200, &obj, &shape, include, &[]))
                     }
                     DeleteOutcome::Deleted(obj) => Ok(json_response(200, &success_status(rt, &obj))),
@@ -336,12 +336,6 @@ fn raw_list_response(rt: &ResourceType, page: registry::RawPage) -> Response<Bod
 /// Label for metrics: (verb, resource).
 #[derive(Debug, Clone)]
 struct Label(String, String);
-
-/// Kinds whose registry returns the deleted object rather than a Status (kube-apiserver's
-/// ReturnDeletedObject).
-fn returns_deleted_object(rt: &ResourceType) -> bool {
-    rt.group.is_empty() && matches!(rt.kind, "Pod" | "Service" | "Namespace" | "Node")
-}
 
 fn success_status(rt: &ResourceType, obj: &Value) -> Value {
     let mut details = json!({"name": object::name(obj).unwrap_or_default(), "kind": rt.plural});

@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::object;
 use crate::registry::{ListOptions, Registry};
 use api::FieldError;
+use api::service;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -415,30 +416,10 @@ fn mark_port(st: &mut State, port: u16, svc: &Value) {
     }
 }
 
-fn spec_str<'a>(svc: &'a Value, field: &str) -> &'a str {
-    svc.pointer(&format!("/spec/{field}")).and_then(Value::as_str).unwrap_or("")
-}
-
-fn needs_cluster_ip(svc: &Value) -> bool {
-    spec_str(svc, "type") != "ExternalName" && spec_str(svc, "clusterIP") != "None"
-}
-
-fn needs_node_ports(svc: &Value) -> bool {
-    match spec_str(svc, "type") {
-        "NodePort" => true,
-        "LoadBalancer" => svc.pointer("/spec/allocateLoadBalancerNodePorts").and_then(Value::as_bool).unwrap_or(true),
-        _ => false,
-    }
-}
-
-fn needs_health_check_port(svc: &Value) -> bool {
-    spec_str(svc, "type") == "LoadBalancer" && spec_str(svc, "externalTrafficPolicy") == "Local"
-}
-
 /// Everything a stored Service holds.
 fn holdings(svc: &Value) -> Holdings {
     let mut h = Holdings::default();
-    if spec_str(svc, "type") != "ExternalName" {
+    if service::needs_cluster_ip(svc) {
         for ip in svc.pointer("/spec/clusterIPs").and_then(Value::as_array).into_iter().flatten() {
             if let Some(ip) = ip.as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
                 h.ips.insert(ip);
@@ -470,7 +451,7 @@ fn invalid(svc: &Value, causes: Vec<FieldError>) -> ApiError {
 }
 
 fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Reservation) -> ApiResult<()> {
-    if needs_cluster_ip(svc) {
+    if service::allocates_cluster_ips(svc) {
         let families: Vec<String> = svc
             .pointer("/spec/ipFamilies")
             .and_then(Value::as_array)
@@ -535,9 +516,8 @@ fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Rese
         }
     }
 
-    let is_node_port_type = matches!(spec_str(svc, "type"), "NodePort" | "LoadBalancer");
-    if is_node_port_type {
-        let auto = needs_node_ports(svc);
+    if service::needs_node_port(svc) {
+        let auto = service::allocates_node_ports(svc);
         let mut by_port: Vec<(u64, u16)> = Vec::new();
         let n = svc.pointer("/spec/ports").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
         for i in 0..n {
@@ -570,7 +550,7 @@ fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Rese
         }
     }
 
-    if needs_health_check_port(svc) {
+    if service::needs_health_check(svc) {
         match svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_u64).filter(|p| *p > 0) {
             Some(hc) => {
                 let hc16 = hc as u16;

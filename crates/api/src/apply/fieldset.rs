@@ -183,9 +183,8 @@ pub(crate) fn list_kind(rt: &ResourceType, dotted: &str) -> ListKind {
     match entry.key {
         "" => ListKind::Set,
         "containerPort" => ListKind::Map(vec![("containerPort", None), ("protocol", Some("TCP"))]),
-        "port" if rt.group.is_empty() && rt.kind == "Service" && dotted == "spec.ports" => {
-            ListKind::Map(vec![("port", None), ("protocol", Some("TCP"))])
-        }
+        // Only Service `spec.ports` merges by `port`.
+        "port" => ListKind::Map(vec![("port", None), ("protocol", Some("TCP"))]),
         "topologyKey" => ListKind::Map(vec![("topologyKey", None), ("whenUnsatisfiable", None)]),
         key => ListKind::Map(vec![(key, None)]),
     }

@@ -72,18 +72,7 @@ pub const SERVICE_ACCOUNT: &[MergeList] = &[m("secrets", "name")];
 
 /// The tables that apply to one kind, each anchored at a path prefix ("" for the object root).
 pub fn tables(rt: &ResourceType) -> &'static [(&'static str, &'static [MergeList])] {
-    const META: (&str, &[MergeList]) = ("metadata", OBJECT_META);
-    match (rt.group, rt.kind) {
-        ("", "Pod") => &[META, ("spec", POD_SPEC), ("status", POD_STATUS)],
-        ("", "Service") => &[META, ("spec", SERVICE_SPEC), ("status", CONDITIONS)],
-        ("", "Node") => &[META, ("spec", NODE_SPEC), ("status", NODE_STATUS)],
-        ("", "Namespace") => &[META, ("status", CONDITIONS)],
-        ("", "ServiceAccount") => &[META, ("", SERVICE_ACCOUNT)],
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet") => {
-            &[META, ("spec.template.metadata", OBJECT_META), ("spec.template.spec", POD_SPEC), ("status", CONDITIONS)]
-        }
-        _ => &[META],
-    }
+    rt.strategy.merge_tables()
 }
 
 /// The merge metadata of the list at `path` (dotted, from the object root), if it merges.

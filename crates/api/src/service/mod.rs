@@ -164,17 +164,34 @@ fn externally_accessible(svc: &Value) -> bool {
     t == LOAD_BALANCER || t == NODE_PORT || (t == CLUSTER_IP && !list(spec(svc), "externalIPs").is_empty())
 }
 
-/// apiservice.NeedsHealthCheck (also the registry's needsHCNodePort).
-fn needs_health_check(svc: &Value) -> bool {
+/// apiservice.NeedsHealthCheck (also the registry's needsHCNodePort): a health-check node port.
+pub fn needs_health_check(svc: &Value) -> bool {
     svc_type(svc) == LOAD_BALANCER && str_of(spec(svc), "externalTrafficPolicy") == LOCAL
 }
 
-fn needs_cluster_ip(svc: &Value) -> bool {
+/// Whether a Service of its type has cluster IPs (all but ExternalName).
+pub fn needs_cluster_ip(svc: &Value) -> bool {
     svc_type(svc) != EXTERNAL_NAME
 }
 
-fn needs_node_port(svc: &Value) -> bool {
+/// Whether a Service of its type has node ports (NodePort and LoadBalancer).
+pub fn needs_node_port(svc: &Value) -> bool {
     matches!(svc_type(svc), NODE_PORT | LOAD_BALANCER)
+}
+
+/// Whether the allocators must find cluster IPs for a Service: it has them and is not headless.
+pub fn allocates_cluster_ips(svc: &Value) -> bool {
+    needs_cluster_ip(svc) && str_of(spec(svc), "clusterIP") != CLUSTER_IP_NONE
+}
+
+/// Whether ports without a `nodePort` are given one: NodePort Services, and LoadBalancers
+/// unless `allocateLoadBalancerNodePorts` is false.
+pub fn allocates_node_ports(svc: &Value) -> bool {
+    match svc_type(svc) {
+        NODE_PORT => true,
+        LOAD_BALANCER => spec(svc).get("allocateLoadBalancerNodePorts").and_then(Value::as_bool).unwrap_or(true),
+        _ => false,
+    }
 }
 
 /// The non-zero `nodePort`s of a Service's ports.

@@ -16,14 +16,14 @@ use serde_json::{Value, json};
 
 use crate::resources::ResourceType;
 
-mod config;
+pub(crate) mod config;
 mod docs;
-mod event;
-mod ingress;
-mod node;
-mod pod;
-mod service;
-mod workloads;
+pub(crate) mod event;
+pub(crate) mod ingress;
+pub(crate) mod node;
+pub(crate) mod pod;
+pub(crate) mod service;
+pub(crate) mod workloads;
 
 /// One `metav1.TableColumnDefinition`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,26 +75,11 @@ const DEFAULT_COLUMNS: &[Column] = &[
 /// not decode as the kind).
 type Cells = fn(&Value, Timestamp) -> Option<Vec<Value>>;
 
-fn printer(rt: &ResourceType) -> Option<(&'static [Column], Cells)> {
-    Some(match (rt.group, rt.kind) {
-        ("", "Namespace") => (config::NAMESPACE, config::namespace),
-        ("", "Service") => (service::SERVICE, service::service),
-        ("", "Endpoints") => (service::ENDPOINTS, service::endpoints),
-        ("", "Pod") => (pod::COLUMNS, pod::cells),
-        ("", "Node") => (node::COLUMNS, node::cells),
-        ("", "Secret") => (config::SECRET, config::secret),
-        ("", "ConfigMap") => (config::CONFIG_MAP, config::config_map),
-        ("", "Event") => (event::COLUMNS, event::cells),
-        ("", "ServiceAccount") => (config::SERVICE_ACCOUNT, config::service_account),
-        ("apps", "Deployment") => (workloads::DEPLOYMENT, workloads::deployment),
-        ("apps", "ReplicaSet") => (workloads::REPLICA_SET, workloads::replica_set),
-        ("apps", "StatefulSet") => (workloads::STATEFUL_SET, workloads::stateful_set),
-        ("coordination.k8s.io", "Lease") => (config::LEASE, config::lease),
-        ("discovery.k8s.io", "EndpointSlice") => (service::ENDPOINT_SLICE, service::endpoint_slice),
-        ("networking.k8s.io", "Ingress") => (ingress::INGRESS, ingress::ingress),
-        ("networking.k8s.io", "IngressClass") => (ingress::INGRESS_CLASS, ingress::ingress_class),
-        _ => return None,
-    })
+/// A kind's printer: its column definitions and the function that fills a row.
+pub type Printer = (&'static [Column], Cells);
+
+fn printer(rt: &ResourceType) -> Option<Printer> {
+    rt.strategy.printer()
 }
 
 /// The kind's column definitions, exactly as kube-apiserver defines them.
@@ -123,17 +108,9 @@ pub fn cells(rt: &ResourceType, obj: &Value, now: Timestamp) -> Vec<Value> {
     }
 }
 
-/// The row's `conditions`: pods that succeeded or failed are marked `Completed`.
+/// The row's `conditions` (pods that succeeded or failed are marked `Completed`).
 pub fn row_conditions(rt: &ResourceType, obj: &Value) -> Vec<Value> {
-    if (rt.group, rt.kind) != ("", "Pod") {
-        return Vec::new();
-    }
-    let (reason, message) = match obj.pointer("/status/phase").and_then(Value::as_str) {
-        Some("Succeeded") => ("Succeeded", "The pod has completed successfully."),
-        Some("Failed") => ("Failed", "The pod failed."),
-        _ => return Vec::new(),
-    };
-    vec![json!({"type": "Completed", "status": "True", "reason": reason, "message": message})]
+    rt.strategy.row_conditions(obj)
 }
 
 /// Kubernetes' `duration.HumanDuration`: about two significant units ("5s", "3m2s", "2d3h").
@@ -348,6 +325,14 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_kinds_get_the_default_table() {
+        /// A kind with no rules of its own.
+        #[derive(Debug)]
+        struct Widget;
+        impl crate::Strategy for Widget {
+            fn normalize(&self, _: Value) -> Result<crate::strategy::Normalized, String> {
+                Err("untyped".into())
+            }
+        }
         let rt = ResourceType {
             group: "example.com",
             version: "v1",
@@ -359,6 +344,7 @@ pub(crate) mod tests {
             categories: &[],
             status: false,
             scale: false,
+            strategy: &Widget,
         };
         let cols = columns(&rt);
         assert_eq!(

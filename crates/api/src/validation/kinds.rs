@@ -17,33 +17,11 @@ use super::{
     opt_str, quote, semantic_eq, str_field, validate_nonnegative,
 };
 use crate::field::{ErrorList, ErrorType, FieldError, Path};
-use crate::resources::ResourceType;
 
 /// core.MaxSecretSize, also the ConfigMap limit.
 const MAX_SECRET_SIZE: usize = 1024 * 1024;
 const SUPPORTED_PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 static NULL: Value = Value::Null;
-
-pub(super) fn validate_kind(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ErrorList {
-    match (rt.group, rt.kind) {
-        ("", "Pod") => pod(obj, old),
-        ("", "Service") => service(obj, old),
-        ("", "Namespace") if old.is_none() => namespace(obj),
-        ("", "Endpoints") => endpoints(obj),
-        ("", "Secret") => secret(obj, old),
-        ("", "ConfigMap") => config_map(obj, old),
-        ("", "Event") => event(obj),
-        ("apps", "Deployment") => deployment(obj, old),
-        ("apps", "ReplicaSet") => replica_set(obj, old),
-        ("apps", "StatefulSet") => stateful_set(obj, old),
-        ("coordination.k8s.io", "Lease") => lease(obj),
-        ("discovery.k8s.io", "EndpointSlice") => endpoint_slice(obj, old),
-        ("networking.k8s.io", "Ingress") => ingress(obj, old),
-        ("networking.k8s.io", "IngressClass") => ingress_class(obj, old),
-        // Node, ServiceAccount and Namespace updates: metadata only.
-        _ => ErrorList::new(),
-    }
-}
 
 fn spec(obj: &Value) -> &Value {
     obj.get("spec").unwrap_or(&NULL)
@@ -74,7 +52,7 @@ fn invalid_each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
 
 // ---- Pods and pod templates ----------------------------------------------------------------
 
-fn pod(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn pod(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let path = Path::new("spec");
     let mut errs = validate_pod_spec(spec, &path);
@@ -454,7 +432,7 @@ fn selector_immutable(obj: &Value, old: Option<&Value>) -> ErrorList {
 
 // ---- apps/v1 -------------------------------------------------------------------------------
 
-fn deployment(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn deployment(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let mut errs = validate_nonnegative(int_field(spec, "replicas"), &p.child("replicas"));
@@ -554,7 +532,7 @@ fn not_more_than_100_percent(v: Option<&Value>, path: &Path) -> ErrorList {
     ErrorList::new()
 }
 
-fn replica_set(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn replica_set(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let mut errs = validate_nonnegative(int_field(spec, "replicas"), &p.child("replicas"));
@@ -578,7 +556,7 @@ fn replica_set(obj: &Value, old: Option<&Value>) -> ErrorList {
     errs
 }
 
-fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let mut errs = ErrorList::new();
@@ -695,12 +673,7 @@ fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
 
 // ---- core/v1 -------------------------------------------------------------------------------
 
-/// ValidateService / ValidateServiceUpdate past the object metadata: see [`crate::service`].
-fn service(obj: &Value, old: Option<&Value>) -> ErrorList {
-    crate::service::validate_kind(obj, old)
-}
-
-fn namespace(obj: &Value) -> ErrorList {
+pub(crate) fn namespace(obj: &Value) -> ErrorList {
     let path = Path::new("spec").child("finalizers");
     let mut errs = ErrorList::new();
     for f in list(spec(obj), "finalizers") {
@@ -717,7 +690,7 @@ fn base64_len(s: &str) -> usize {
     s.len() * 3 / 4
 }
 
-fn secret(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn secret(obj: &Value, old: Option<&Value>) -> ErrorList {
     let mut errs = ErrorList::new();
     let secret_type = str_field(obj, "type");
     if let Some(old) = old {
@@ -804,7 +777,7 @@ fn immutable_data(obj: &Value, old: &Value, fields: &[&str]) -> ErrorList {
     errs
 }
 
-fn config_map(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn config_map(obj: &Value, old: Option<&Value>) -> ErrorList {
     let mut errs = ErrorList::new();
     if let Some(old) = old {
         errs.extend(immutable_data(obj, old, &["data", "binaryData"]));
@@ -831,7 +804,7 @@ fn config_map(obj: &Value, old: Option<&Value>) -> ErrorList {
     errs
 }
 
-fn endpoints(obj: &Value) -> ErrorList {
+pub(crate) fn endpoints(obj: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     let path = Path::new("subsets");
     for (i, subset) in list(obj, "subsets").iter().enumerate() {
@@ -912,7 +885,7 @@ fn protocol(protocol: Option<&str>, path: &Path) -> ErrorList {
 }
 
 /// legacyValidateEvent: all a core/v1 Event gets from its strategy.
-fn event(obj: &Value) -> ErrorList {
+pub(crate) fn event(obj: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     let namespace = obj.get("metadata").map_or("", |m| str_field(m, "namespace"));
     let involved_ns = obj.get("involvedObject").map_or("", |o| str_field(o, "namespace"));
@@ -954,7 +927,7 @@ fn event(obj: &Value) -> ErrorList {
 
 // ---- coordination, discovery, networking ---------------------------------------------------
 
-fn lease(obj: &Value) -> ErrorList {
+pub(crate) fn lease(obj: &Value) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let mut errs = ErrorList::new();
@@ -971,7 +944,7 @@ fn lease(obj: &Value) -> ErrorList {
     errs
 }
 
-fn endpoint_slice(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn endpoint_slice(obj: &Value, old: Option<&Value>) -> ErrorList {
     let mut errs = ErrorList::new();
     let address_type = str_field(obj, "addressType");
     let valid: &[&str] = if old.is_some() { &["FQDN", "IP", "IPv4", "IPv6"] } else { &["FQDN", "IPv4", "IPv6"] };
@@ -1093,7 +1066,7 @@ fn fully_qualified_domain_name(name: &str, path: &Path) -> ErrorList {
     ErrorList::new()
 }
 
-fn ingress(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn ingress(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let mut errs = ErrorList::new();
@@ -1258,7 +1231,7 @@ fn typed_local_object_reference(r: &Value, p: &Path) -> ErrorList {
     errs
 }
 
-fn ingress_class(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn ingress_class(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let cp = p.child("controller");

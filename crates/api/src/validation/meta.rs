@@ -19,18 +19,7 @@ const STANDARD_FINALIZERS: &[&str] = &["kubernetes", FINALIZER_ORPHAN_DEPENDENTS
 /// labels, Namespaces and StatefulSets DNS-1123 labels, core/v1 Events only need to be a valid
 /// path segment, and everything else served here is a DNS-1123 subdomain.
 pub fn name_rule(rt: &ResourceType) -> NameRule {
-    match (rt.group, rt.kind) {
-        ("", "Service") => NameRule::Dns1035Label,
-        ("", "Namespace") | ("apps", "StatefulSet") => NameRule::DnsLabel,
-        ("", "Event") => NameRule::PathSegment,
-        _ => NameRule::DnsSubdomain,
-    }
-}
-
-/// Whether the kind is validated by pkg/apis/core/validation.ValidateObjectMeta, which adds
-/// the "standard finalizer name or fully qualified" rule (Leases and core/v1 Events are not).
-fn checks_kube_finalizer_names(rt: &ResourceType) -> bool {
-    !matches!((rt.group, rt.kind), ("", "Event") | ("coordination.k8s.io", "Lease"))
+    rt.strategy.name_rule()
 }
 
 /// ValidateObjectMeta for a create: `meta` is the `metadata` object, `path` its field path
@@ -271,7 +260,7 @@ fn validate_finalizers(finalizers: Option<&Value>, path: &Path) -> ErrorList {
 
 /// validateKubeFinalizerName, applied per index by pkg/apis/core/validation.ValidateObjectMeta.
 fn kube_finalizer_names(rt: &ResourceType, meta: &Value, path: &Path) -> ErrorList {
-    if !checks_kube_finalizer_names(rt) {
+    if !rt.strategy.checks_kube_finalizer_names() {
         return ErrorList::new();
     }
     let mut errs = ErrorList::new();

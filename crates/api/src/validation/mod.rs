@@ -7,7 +7,7 @@
 //! defaulted ([`crate::defaults::apply`]) and, for cluster-scoped kinds, to have had
 //! `metadata.namespace` cleared, as rest.BeforeCreate does before validating.
 
-mod kinds;
+pub(crate) mod kinds;
 mod meta;
 pub mod names;
 
@@ -32,13 +32,13 @@ use crate::resources::ResourceType;
 pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ErrorList {
     let meta_path = Path::new("metadata");
     let meta = obj.get("metadata").unwrap_or(&Value::Null);
-    let is_event = rt.group.is_empty() && rt.kind == "Event";
+    let is_event = rt.strategy.validates_meta_after_kind();
     let mut errs = match old {
         None if is_event => ErrorList::new(),
         None => validate_object_meta(rt, meta, &meta_path),
         Some(old) => validate_object_meta_update(rt, meta, old.get("metadata").unwrap_or(&Value::Null), &meta_path),
     };
-    errs.extend(kinds::validate_kind(rt, obj, old));
+    errs.extend(rt.strategy.validate(obj, old));
     // rest.BeforeCreate runs the generic object-meta validation only once the strategy passed.
     if is_event && old.is_none() && errs.is_empty() {
         errs = validate_object_meta(rt, meta, &meta_path);
