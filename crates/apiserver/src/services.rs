@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::object;
 use crate::registry::{ListOptions, Registry};
 use api::FieldError;
-use api::service;
+use api::{json, service};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -452,16 +452,8 @@ fn invalid(svc: &Value, causes: Vec<FieldError>) -> ApiError {
 
 fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Reservation) -> ApiResult<()> {
     if service::allocates_cluster_ips(svc) {
-        let families: Vec<String> = svc
-            .pointer("/spec/ipFamilies")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
-            .unwrap_or_default();
-        let mut ips: Vec<String> = svc
-            .pointer("/spec/clusterIPs")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
-            .unwrap_or_default();
+        let families = json::string_items(svc.pointer("/spec/ipFamilies"));
+        let mut ips = json::string_items(svc.pointer("/spec/clusterIPs"));
         let requested = ips.clone();
         for (i, family) in families.iter().enumerate() {
             let Some(alloc) = st.ips.iter_mut().find(|a| a.cidr().family().as_str() == family) else {

@@ -25,6 +25,7 @@ use fieldset::{
     ListKind, STRIPPED_META, field, field_name, get, join, key_names, list_elements, list_kind, remove, set_of,
 };
 
+use crate::json::{child, str_of};
 use crate::resources::ResourceType;
 
 /// A field the apply would change that another manager owns.
@@ -100,7 +101,7 @@ struct Entry {
 
 impl Entry {
     fn parse(v: &Value) -> Option<Entry> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |k: &str| str_of(v, k).to_string();
         v.as_object()?;
         Some(Entry {
             manager: s("manager"),
@@ -108,7 +109,7 @@ impl Entry {
             api_version: s("apiVersion"),
             time: v.get("time").and_then(Value::as_str).map(str::to_string),
             subresource: s("subresource"),
-            set: FieldSet::from_fields_v1(v.get("fieldsV1").unwrap_or(&Value::Null)),
+            set: FieldSet::from_fields_v1(child(v, "fieldsV1")),
         })
     }
 

@@ -244,7 +244,7 @@ pub fn selectable_fields(rt: &ResourceType, obj: &Value) -> Vec<(String, String)
 pub(crate) fn pod_ip(pod: &Value) -> &str {
     match pod.pointer("/status/podIP").and_then(Value::as_str) {
         Some(ip) if !ip.is_empty() => ip,
-        _ => pod.pointer("/status/podIPs/0/ip").and_then(Value::as_str).unwrap_or(""),
+        _ => crate::json::pointer_str(pod, "/status/podIPs/0/ip"),
     }
 }
 

@@ -26,6 +26,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
+use crate::json::{int_of, list, ptr_str, spec, str_of, strings};
+
 pub(crate) use defaults::default_service_fields;
 pub use defaults::{
     default_ip_families, default_on_read, default_service, init_ip_family_fields, normalize_cluster_ips,
@@ -92,50 +94,6 @@ const SINGLE_STACK: &str = "SingleStack";
 const PREFER_DUAL_STACK: &str = "PreferDualStack";
 const REQUIRE_DUAL_STACK: &str = "RequireDualStack";
 const LOCAL: &str = "Local";
-
-// ---- JSON access ----------------------------------------------------------------------------
-//
-// A Go value field (string, int32) reads as its zero value when absent or null; a Go pointer
-// field is "set" when present and not null.
-
-static NULL: Value = Value::Null;
-
-fn spec(svc: &Value) -> &Value {
-    svc.get("spec").unwrap_or(&NULL)
-}
-
-fn meta(svc: &Value) -> &Value {
-    svc.get("metadata").unwrap_or(&NULL)
-}
-
-/// A set (non-null) field.
-fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.get(key).filter(|v| !v.is_null())
-}
-
-/// A Go string value field.
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// A Go `*string` field.
-fn ptr_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    field(v, key).map(|s| s.as_str().unwrap_or(""))
-}
-
-/// A Go integer value field.
-fn int_of(v: &Value, key: &str) -> i64 {
-    v.get(key).and_then(Value::as_i64).unwrap_or(0)
-}
-
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
-}
-
-/// A Go `[]string` field.
-fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
-    list(v, key).iter().map(|s| s.as_str().unwrap_or("")).collect()
-}
 
 fn svc_type(svc: &Value) -> &str {
     str_of(spec(svc), "type")

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::json::pointer_str;
 use crate::resources::ResourceType;
 
 pub(crate) mod config;
@@ -90,7 +91,7 @@ pub fn columns(rt: &ResourceType) -> Vec<Column> {
 /// One row's cells for `obj` (stored wire JSON), with ages measured at `now`. Strings and
 /// numbers are what kube-apiserver puts in the row, one per column.
 pub fn cells(rt: &ResourceType, obj: &Value, now: Timestamp) -> Vec<Value> {
-    let name = || Value::from(obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""));
+    let name = || Value::from(pointer_str(obj, "/metadata/name"));
     match printer(rt) {
         Some((cols, fill)) => fill(obj, now).unwrap_or_else(|| {
             // Not decodable as the kind (cannot happen for stored objects): keep the row's shape.
@@ -101,7 +102,7 @@ pub fn cells(rt: &ResourceType, obj: &Value, now: Timestamp) -> Vec<Value> {
             row
         }),
         None => {
-            let created = obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
+            let created = pointer_str(obj, "/metadata/creationTimestamp");
             let created = created.parse::<Timestamp>().ok().unwrap_or(go_zero_time());
             vec![name(), Value::from(created.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())]
         }

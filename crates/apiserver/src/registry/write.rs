@@ -504,7 +504,7 @@ pub(crate) fn merge_for_update(rt: &ResourceType, old: &Value, mut new: Value, s
         Subresource::Finalize => return rt.strategy.prepare_for_finalize(&new, old),
         Subresource::Main | Subresource::Scale => {}
     }
-    let old_meta = object::meta(old).clone();
+    let old_meta = api::json::metadata(old).clone();
     let m = meta_mut(&mut new);
     for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"]
     {
