@@ -175,7 +175,7 @@ fn http_get(http: &mut Map<String, Value>) {
 
 /// `Always` for `:latest` or an untagged, undigested image; `IfNotPresent` otherwise (including
 /// references that do not parse), as parsers.ParseImageName decides.
-pub fn default_pull_policy(image: &str) -> &'static str {
+pub(crate) fn default_pull_policy(image: &str) -> &'static str {
     if image_tag(image).as_deref() == Some("latest") { "Always" } else { "IfNotPresent" }
 }
 

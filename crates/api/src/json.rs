@@ -39,17 +39,17 @@ pub fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// A Go `*string` field: `Some` when set (a value that is not a string reads as `""`).
-pub fn ptr_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+pub(crate) fn ptr_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     field(v, key).map(|s| s.as_str().unwrap_or(""))
 }
 
 /// An integer field, when it is one.
-pub fn opt_int(v: &Value, key: &str) -> Option<i64> {
+pub(crate) fn opt_int(v: &Value, key: &str) -> Option<i64> {
     v.get(key).and_then(Value::as_i64)
 }
 
 /// A Go integer value field: 0 when absent or not an integer.
-pub fn int_of(v: &Value, key: &str) -> i64 {
+pub(crate) fn int_of(v: &Value, key: &str) -> i64 {
     opt_int(v, key).unwrap_or(0)
 }
 
@@ -76,24 +76,24 @@ pub fn object<'a>(v: &'a Value, key: &str) -> Option<&'a Map<String, Value>> {
 }
 
 /// The string at a JSON pointer (`/spec/type`): `""` when absent or not a string.
-pub fn pointer_str<'a>(v: &'a Value, ptr: &str) -> &'a str {
+pub(crate) fn pointer_str<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
 /// The bool at a JSON pointer: `false` when absent or not a bool.
-pub fn pointer_bool(v: &Value, ptr: &str) -> bool {
+pub(crate) fn pointer_bool(v: &Value, ptr: &str) -> bool {
     v.pointer(ptr).and_then(Value::as_bool).unwrap_or(false)
 }
 
 // ---- writing -------------------------------------------------------------------------------
 
 /// Go's `if x == nil`: the field is absent or `null`.
-pub fn is_nil(map: &Map<String, Value>, key: &str) -> bool {
+pub(crate) fn is_nil(map: &Map<String, Value>, key: &str) -> bool {
     map.get(key).is_none_or(Value::is_null)
 }
 
 /// Go's `if x == ""` / `if x == 0`: the field is absent, `null`, an empty string or zero.
-pub fn is_zero(map: &Map<String, Value>, key: &str) -> bool {
+pub(crate) fn is_zero(map: &Map<String, Value>, key: &str) -> bool {
     match map.get(key) {
         None | Some(Value::Null) => true,
         Some(Value::String(s)) => s.is_empty(),
@@ -103,14 +103,14 @@ pub fn is_zero(map: &Map<String, Value>, key: &str) -> bool {
 }
 
 /// Sets a pointer field that is absent or `null`.
-pub fn set_if_nil(map: &mut Map<String, Value>, key: &str, value: Value) {
+pub(crate) fn set_if_nil(map: &mut Map<String, Value>, key: &str, value: Value) {
     if is_nil(map, key) {
         map.insert(key.to_string(), value);
     }
 }
 
 /// Sets a value field that is absent, `null` or zero.
-pub fn set_if_empty(map: &mut Map<String, Value>, key: &str, value: Value) {
+pub(crate) fn set_if_empty(map: &mut Map<String, Value>, key: &str, value: Value) {
     if is_zero(map, key) {
         map.insert(key.to_string(), value);
     }
@@ -118,7 +118,7 @@ pub fn set_if_empty(map: &mut Map<String, Value>, key: &str, value: Value) {
 
 /// The object at `key`, created (as `{}`) when absent or not an object, like a Go struct
 /// value field.
-pub fn object_mut<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+pub(crate) fn object_mut<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
     let slot = map.entry(key.to_string()).or_insert(Value::Null);
     if !slot.is_object() {
         *slot = Value::Object(Map::new());
@@ -137,18 +137,21 @@ pub fn value_object_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, 
 }
 
 /// The object at `key`, if there is one (a Go pointer field that is set).
-pub fn object_if<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+pub(crate) fn object_if<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
     map.get_mut(key).and_then(Value::as_object_mut)
 }
 
 /// The objects of the list at `key`.
-pub fn items_mut<'a>(map: &'a mut Map<String, Value>, key: &str) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+pub(crate) fn items_mut<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Map<String, Value>> {
     map.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut)
 }
 
 /// Sets a Go string value field; the empty string removes the key (`omitempty`), keeping the
 /// order of the others.
-pub fn set_str(map: &mut Map<String, Value>, key: &str, value: &str) {
+pub(crate) fn set_str(map: &mut Map<String, Value>, key: &str, value: &str) {
     if value.is_empty() {
         map.shift_remove(key);
     } else {
@@ -157,7 +160,7 @@ pub fn set_str(map: &mut Map<String, Value>, key: &str, value: &str) {
 }
 
 /// Sets a Go `[]string` field; `None` removes the key, keeping the order of the others.
-pub fn set_strings(map: &mut Map<String, Value>, key: &str, value: Option<Vec<&str>>) {
+pub(crate) fn set_strings(map: &mut Map<String, Value>, key: &str, value: Option<Vec<&str>>) {
     match value {
         Some(items) => map.insert(key.to_string(), Value::from(items)),
         None => map.shift_remove(key),

@@ -15,10 +15,10 @@ pub struct ResourceType {
     pub version: &'static str,
     pub kind: &'static str,
     pub plural: &'static str,
-    pub singular: &'static str,
+    pub(crate) singular: &'static str,
     pub namespaced: bool,
-    pub short_names: &'static [&'static str],
-    pub categories: &'static [&'static str],
+    pub(crate) short_names: &'static [&'static str],
+    pub(crate) categories: &'static [&'static str],
     /// Serves a `/status` subresource (spec and status written separately).
     pub status: bool,
     /// Serves a `/scale` subresource (autoscaling/v1 Scale).
@@ -84,7 +84,7 @@ impl ResourceType {
     }
 
     /// Lower-case kind, which is what kube-apiserver reports as the singular name.
-    pub fn singular_name(&self) -> String {
+    pub(crate) fn singular_name(&self) -> String {
         if self.singular.is_empty() { self.kind.to_ascii_lowercase() } else { self.singular.to_string() }
     }
 

@@ -20,10 +20,11 @@ mod tests;
 
 use serde_json::{Map, Value, json};
 
-pub use fieldset::{FieldSet, Path, display};
+pub(crate) use fieldset::FieldSet;
 use fieldset::{
     ListKind, STRIPPED_META, field, field_name, get, join, key_names, list_elements, list_kind, remove, set_of,
 };
+pub use fieldset::{Path, display};
 
 use crate::json::{child, str_of};
 use crate::resources::ResourceType;
@@ -34,7 +35,7 @@ pub struct Conflict {
     /// The other manager's name, e.g. `kubectl-client-side-apply`.
     pub manager: String,
     /// Its managedFields operation: `Apply` or `Update`.
-    pub operation: String,
+    pub(crate) operation: String,
     /// The apiVersion of its managedFields entry.
     pub api_version: String,
     /// Its subresource (`status`), empty for the main resource.
@@ -46,7 +47,7 @@ pub struct Conflict {
 impl Conflict {
     /// The manager as kube-apiserver prints it: `"name"`, and for an Update manager
     /// `"name" using apps/v1` (`with subresource "status"` after the name when there is one).
-    pub fn manager_display(&self) -> String {
+    pub(crate) fn manager_display(&self) -> String {
         let mut s = format!("{:?}", self.manager);
         if !self.subresource.is_empty() {
             s.push_str(&format!(" with subresource {:?}", self.subresource));

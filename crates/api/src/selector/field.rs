@@ -250,7 +250,7 @@ pub(crate) fn pod_ip(pod: &Value) -> &str {
 
 /// Converts one field label the way the kind's registered conversion function does, returning
 /// the internal label or upstream's error text.
-pub fn convert_field_label(rt: &ResourceType, label: &str) -> Result<String, String> {
+pub(crate) fn convert_field_label(rt: &ResourceType, label: &str) -> Result<String, String> {
     rt.strategy.convert_field_label(label)
 }
 

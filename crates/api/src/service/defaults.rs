@@ -256,7 +256,7 @@ pub fn normalize_cluster_ips(new: &mut Value, old: Option<&Value>) {
 /// patchAllocatedValues: an update that omits values the server allocated (cluster IPs, node
 /// ports matched by port name, the health-check node port) keeps them, so resubmitting the
 /// original manifest works.
-pub fn patch_allocated_values(new: &mut Value, old: &Value) {
+pub(crate) fn patch_allocated_values(new: &mut Value, old: &Value) {
     let both_ip = needs_cluster_ip(old) && needs_cluster_ip(new);
     let both_np = needs_node_port(old) && needs_node_port(new);
     let both_hc = needs_health_check(old) && needs_health_check(new);

@@ -31,12 +31,11 @@ use crate::json::{int_of, list, ptr_str, spec, str_of, strings};
 pub(crate) use defaults::default_service_fields;
 pub use defaults::{
     default_ip_families, default_on_read, default_service, init_ip_family_fields, normalize_cluster_ips,
-    patch_allocated_values, prepare_for_create, prepare_for_status_update, prepare_for_update,
+    prepare_for_status_update,
 };
-pub(crate) use validation::non_special_ip;
-pub use validation::{
-    validate_cluster_ips_related_fields, validate_create, validate_kind, validate_status_update, validate_update,
-};
+pub(crate) use defaults::{patch_allocated_values, prepare_for_create, prepare_for_update};
+pub(crate) use validation::{non_special_ip, validate_kind};
+pub use validation::{validate_cluster_ips_related_fields, validate_create, validate_status_update, validate_update};
 
 /// An IP family a cluster serves Service IPs from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

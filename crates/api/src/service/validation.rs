@@ -82,7 +82,7 @@ pub fn validate_status_update(new: &Value, old: &Value) -> ErrorList {
 /// [`validate_create`] / [`validate_update`] check. The object is checked as the registry sees
 /// it, i.e. after [`super::patch_allocated_values`] (update) and [`super::normalize_cluster_ips`],
 /// which are idempotent, so a `clusterIP` set without `clusterIPs` is not an error here.
-pub fn validate_kind(svc: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn validate_kind(svc: &Value, old: Option<&Value>) -> ErrorList {
     let mut svc = svc.clone();
     if let Some(old) = old {
         patch_allocated_values(&mut svc, old);

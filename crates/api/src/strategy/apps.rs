@@ -16,7 +16,7 @@ const WORKLOAD: MergeTables =
     &[META, ("spec.template.metadata", OBJECT_META), ("spec.template.spec", POD_SPEC), ("status", CONDITIONS)];
 
 #[derive(Debug)]
-pub struct Deployment;
+pub(crate) struct Deployment;
 
 impl Strategy for Deployment {
     typed!(apps::Deployment);
@@ -45,7 +45,7 @@ impl Strategy for Deployment {
 }
 
 #[derive(Debug)]
-pub struct ReplicaSet;
+pub(crate) struct ReplicaSet;
 
 impl Strategy for ReplicaSet {
     typed!(apps::ReplicaSet);
@@ -81,7 +81,7 @@ impl Strategy for ReplicaSet {
 }
 
 #[derive(Debug)]
-pub struct StatefulSet;
+pub(crate) struct StatefulSet;
 
 impl Strategy for StatefulSet {
     typed!(apps::StatefulSet);

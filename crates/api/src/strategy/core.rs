@@ -20,7 +20,7 @@ fn or(value: String, fallback: &str) -> String {
 }
 
 #[derive(Debug)]
-pub struct Namespace;
+pub(crate) struct Namespace;
 
 impl Strategy for Namespace {
     typed!(core::Namespace);
@@ -96,7 +96,7 @@ impl Strategy for Namespace {
 }
 
 #[derive(Debug)]
-pub struct Service;
+pub(crate) struct Service;
 
 impl Strategy for Service {
     typed!(core::Service);
@@ -151,7 +151,7 @@ impl Strategy for Service {
 }
 
 #[derive(Debug)]
-pub struct Endpoints;
+pub(crate) struct Endpoints;
 
 impl Strategy for Endpoints {
     typed!(core::Endpoints);
@@ -170,7 +170,7 @@ impl Strategy for Endpoints {
 }
 
 #[derive(Debug)]
-pub struct Pod;
+pub(crate) struct Pod;
 
 impl Strategy for Pod {
     typed!(core::Pod);
@@ -292,7 +292,7 @@ fn qos_class(spec: Option<&Value>) -> &'static str {
 }
 
 #[derive(Debug)]
-pub struct Node;
+pub(crate) struct Node;
 
 impl Strategy for Node {
     typed!(core::Node);
@@ -329,7 +329,7 @@ impl Strategy for Node {
 }
 
 #[derive(Debug)]
-pub struct Secret;
+pub(crate) struct Secret;
 
 impl Strategy for Secret {
     typed!(core::Secret);
@@ -356,7 +356,7 @@ impl Strategy for Secret {
 }
 
 #[derive(Debug)]
-pub struct ConfigMap;
+pub(crate) struct ConfigMap;
 
 impl Strategy for ConfigMap {
     typed!(core::ConfigMap);
@@ -371,7 +371,7 @@ impl Strategy for ConfigMap {
 }
 
 #[derive(Debug)]
-pub struct Event;
+pub(crate) struct Event;
 
 impl Strategy for Event {
     typed!(core::Event);
@@ -437,7 +437,7 @@ impl Strategy for Event {
 }
 
 #[derive(Debug)]
-pub struct ServiceAccount;
+pub(crate) struct ServiceAccount;
 
 impl Strategy for ServiceAccount {
     typed!(core::ServiceAccount);

@@ -14,9 +14,9 @@ mod apps;
 mod core;
 mod networking;
 
-pub use apps::{Deployment, ReplicaSet, StatefulSet};
-pub use core::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
-pub use networking::{EndpointSlice, Ingress, IngressClass, Lease};
+pub(crate) use apps::{Deployment, ReplicaSet, StatefulSet};
+pub(crate) use core::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
+pub(crate) use networking::{EndpointSlice, Ingress, IngressClass, Lease};
 
 use std::fmt::Debug;
 

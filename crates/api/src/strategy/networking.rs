@@ -10,7 +10,7 @@ use crate::table::{self, Printer};
 use crate::validation::kinds;
 
 #[derive(Debug)]
-pub struct Lease;
+pub(crate) struct Lease;
 
 impl Strategy for Lease {
     typed!(coordination::Lease);
@@ -29,7 +29,7 @@ impl Strategy for Lease {
 }
 
 #[derive(Debug)]
-pub struct EndpointSlice;
+pub(crate) struct EndpointSlice;
 
 impl Strategy for EndpointSlice {
     typed!(discovery::EndpointSlice);
@@ -48,7 +48,7 @@ impl Strategy for EndpointSlice {
 }
 
 #[derive(Debug)]
-pub struct Ingress;
+pub(crate) struct Ingress;
 
 impl Strategy for Ingress {
     typed!(networking::Ingress);
@@ -69,7 +69,7 @@ impl Strategy for Ingress {
 }
 
 #[derive(Debug)]
-pub struct IngressClass;
+pub(crate) struct IngressClass;
 
 impl Strategy for IngressClass {
     typed!(networking::IngressClass);

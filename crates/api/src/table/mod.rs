@@ -115,7 +115,7 @@ pub fn row_conditions(rt: &ResourceType, obj: &Value) -> Vec<Value> {
 }
 
 /// Kubernetes' `duration.HumanDuration`: about two significant units ("5s", "3m2s", "2d3h").
-pub fn human_duration(d: SignedDuration) -> String {
+pub(crate) fn human_duration(d: SignedDuration) -> String {
     // Go truncates toward zero; up to a second in the future still reads as now.
     let seconds = d.as_secs();
     if seconds < -1 {
@@ -245,7 +245,7 @@ pub(crate) mod tests {
     }
 
     /// A timestamp `secs` before [`now`], as wire JSON.
-    pub fn ago(secs: i64) -> String {
+    pub(crate) fn ago(secs: i64) -> String {
         (now() - SignedDuration::from_secs(secs)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 

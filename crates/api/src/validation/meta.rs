@@ -10,7 +10,7 @@ use crate::json::{field, list, object, opt_int, opt_str, str_of};
 use crate::resources::ResourceType;
 
 /// TotalAnnotationSizeLimitB: 256 KiB of annotation keys and values together.
-pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+pub(crate) const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 
 const FINALIZER_ORPHAN_DEPENDENTS: &str = "orphan";
 const FINALIZER_DELETE_DEPENDENTS: &str = "foregroundDeletion";
@@ -27,7 +27,7 @@ pub fn name_rule(rt: &ResourceType) -> NameRule {
 /// (normally `metadata`). The name is required unless `generateName` is set; it must follow the
 /// kind's [`name_rule`]. Namespaced kinds require a namespace that is a DNS label; for
 /// cluster-scoped kinds a namespace is ignored (rest.BeforeCreate clears it before validating).
-pub fn validate_object_meta(rt: &ResourceType, meta: &Value, path: &Path) -> ErrorList {
+pub(crate) fn validate_object_meta(rt: &ResourceType, meta: &Value, path: &Path) -> ErrorList {
     let rule = name_rule(rt);
     let mut errs = ErrorList::new();
     let name = str_of(meta, "name");
@@ -69,7 +69,7 @@ pub fn validate_object_meta(rt: &ResourceType, meta: &Value, path: &Path) -> Err
 /// rest.BeforeUpdate copies them from the stored object). Labels, annotations, owner references,
 /// finalizers and managed fields are validated as on create, and no finalizer may be added once
 /// the object is being deleted.
-pub fn validate_object_meta_update(rt: &ResourceType, new: &Value, old: &Value, path: &Path) -> ErrorList {
+pub(crate) fn validate_object_meta_update(rt: &ResourceType, new: &Value, old: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
 
     if field(old, "deletionTimestamp").is_some() {
@@ -134,7 +134,7 @@ fn common(meta: &Value, path: &Path) -> ErrorList {
 
 /// ValidateLabels: each key a qualified name, each value a valid label value. Errors are
 /// reported on the map's path, not per key, as upstream does.
-pub fn validate_labels(labels: Option<&serde_json::Map<String, Value>>, path: &Path) -> ErrorList {
+pub(crate) fn validate_labels(labels: Option<&serde_json::Map<String, Value>>, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     for (k, v) in labels.into_iter().flatten() {
         errs.extend(validate_label_name(k, path));
@@ -153,7 +153,7 @@ pub(super) fn validate_label_name(name: &str, path: &Path) -> ErrorList {
 
 /// ValidateAnnotations: keys are qualified names (case-insensitively) and keys plus values may
 /// not exceed [`TOTAL_ANNOTATION_SIZE_LIMIT`] bytes.
-pub fn validate_annotations(annotations: Option<&serde_json::Map<String, Value>>, path: &Path) -> ErrorList {
+pub(crate) fn validate_annotations(annotations: Option<&serde_json::Map<String, Value>>, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut total = 0;
     for (k, v) in annotations.into_iter().flatten() {

@@ -13,10 +13,12 @@ pub mod names;
 
 use serde_json::Value;
 
-pub use meta::{name_rule, validate_object_meta, validate_object_meta_update};
-pub use names::{
-    NameRule, is_config_map_key, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
-    is_valid_label_value, is_valid_port_name, is_valid_port_num,
+pub use meta::name_rule;
+pub(crate) use meta::{validate_object_meta, validate_object_meta_update};
+pub use names::NameRule;
+pub(crate) use names::{
+    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value, is_valid_port_name,
+    is_valid_port_num,
 };
 
 use crate::field::{ErrorList, FieldError, Path};

@@ -9,8 +9,8 @@ mod scale;
 mod write;
 
 pub use delete::{DeleteOptions, DeleteOutcome, Propagation, parse_propagation};
-pub use list::{ListOptions, ListPage, RawPage};
-pub use write::{FieldValidation, PatchType, WriteOptions, Written};
+pub use list::{ListOptions, RawPage};
+pub use write::{FieldValidation, PatchType, WriteOptions};
 
 use crate::error::{ApiError, ApiResult};
 use crate::object;
