@@ -15,6 +15,22 @@ use crate::validation::{NameRule, kinds};
 const WORKLOAD: MergeTables =
     &[META, ("spec.template.metadata", OBJECT_META), ("spec.template.spec", POD_SPEC), ("status", CONDITIONS)];
 
+/// What every workload's strategy shares: the merge keys above, `metadata.generation` counting
+/// spec changes, and the status subresource.
+macro_rules! workload {
+    () => {
+        fn merge_tables(&self) -> MergeTables {
+            WORKLOAD
+        }
+
+        fn tracks_generation(&self) -> bool {
+            true
+        }
+
+        status_subresource!();
+    };
+}
+
 #[derive(Debug)]
 pub(crate) struct Deployment;
 
@@ -33,15 +49,7 @@ impl Strategy for Deployment {
         Some((workloads::DEPLOYMENT, workloads::deployment))
     }
 
-    fn merge_tables(&self) -> MergeTables {
-        WORKLOAD
-    }
-
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-
-    status_subresource!();
+    workload!();
 }
 
 #[derive(Debug)]
@@ -69,15 +77,7 @@ impl Strategy for ReplicaSet {
         Some((workloads::REPLICA_SET, workloads::replica_set))
     }
 
-    fn merge_tables(&self) -> MergeTables {
-        WORKLOAD
-    }
-
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-
-    status_subresource!();
+    workload!();
 }
 
 #[derive(Debug)]
@@ -102,13 +102,5 @@ impl Strategy for StatefulSet {
         Some((workloads::STATEFUL_SET, workloads::stateful_set))
     }
 
-    fn merge_tables(&self) -> MergeTables {
-        WORKLOAD
-    }
-
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-
-    status_subresource!();
+    workload!();
 }
