@@ -8,6 +8,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::json::{is_nil, items_mut, object_if, object_mut, set_if_empty, set_if_nil};
+
 use crate::resources::ResourceType;
 
 /// Fills in the defaults kube-apiserver sets on an object of kind `rt`.
@@ -15,79 +17,20 @@ pub fn apply(rt: &ResourceType, obj: &mut Value) {
     let Some(obj) = obj.as_object_mut() else {
         return;
     };
-    match (rt.group, rt.kind) {
-        ("", "Pod") => pod(obj),
-        ("", "Service") => crate::service::default_service_fields(obj),
-        ("", "Secret") => set_if_empty(obj, "type", json!("Opaque")),
-        ("", "Namespace") => namespace(obj),
-        ("", "Endpoints") => endpoints(obj),
-        ("", "Node") => node(obj),
-        ("apps", "Deployment") => deployment(obj),
-        ("apps", "ReplicaSet") => replica_set(obj),
-        ("apps", "StatefulSet") => stateful_set(obj),
-        ("discovery.k8s.io", "EndpointSlice") => endpoint_slice(obj),
-        ("networking.k8s.io", "IngressClass") => ingress_class(obj),
-        // ConfigMap, ServiceAccount, Event, Lease, Ingress: nothing that shows on the wire.
-        _ => {}
-    }
-}
-
-// ---- helpers -------------------------------------------------------------------------------
-
-fn is_nil(map: &Map<String, Value>, key: &str) -> bool {
-    map.get(key).is_none_or(Value::is_null)
-}
-
-/// Go's `if x == nil`: sets pointer fields that are absent or null.
-fn set_if_nil(map: &mut Map<String, Value>, key: &str, value: Value) {
-    if is_nil(map, key) {
-        map.insert(key.to_string(), value);
-    }
-}
-
-/// Go's `if x == ""` / `if x == 0`: sets value fields that are absent, null or zero.
-fn set_if_empty(map: &mut Map<String, Value>, key: &str, value: Value) {
-    let empty = match map.get(key) {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.is_empty(),
-        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
-        Some(_) => false,
-    };
-    if empty {
-        map.insert(key.to_string(), value);
-    }
-}
-
-/// The object at `key`, created (as `{}`) when absent or null, like a Go struct value field.
-fn object<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let slot = map.entry(key.to_string()).or_insert(Value::Null);
-    if !slot.is_object() {
-        *slot = Value::Object(Map::new());
-    }
-    slot.as_object_mut().expect("just made an object")
-}
-
-/// The object at `key`, if there is one (a Go pointer field that is set).
-fn object_if<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
-    map.get_mut(key).and_then(Value::as_object_mut)
-}
-
-/// The objects of the list at `key`.
-fn items<'a>(map: &'a mut Map<String, Value>, key: &str) -> impl Iterator<Item = &'a mut Map<String, Value>> {
-    map.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut)
+    rt.strategy.apply_defaults(obj);
 }
 
 // ---- core/v1 -------------------------------------------------------------------------------
 
 /// SetObjectDefaults_Pod
-fn pod(obj: &mut Map<String, Value>) {
-    let spec = object(obj, "spec");
+pub(crate) fn pod(obj: &mut Map<String, Value>) {
+    let spec = object_mut(obj, "spec");
     // SetDefaults_Pod: only Pods, not pod templates.
     for key in ["containers", "initContainers"] {
-        for c in items(spec, key) {
+        for c in items_mut(spec, key) {
             let Some(resources) = object_if(c, "resources") else { continue };
             let Some(limits) = resources.get("limits").and_then(Value::as_object).cloned() else { continue };
-            let requests = object(resources, "requests");
+            let requests = object_mut(resources, "requests");
             for (k, v) in limits {
                 requests.entry(k).or_insert(v);
             }
@@ -96,8 +39,8 @@ fn pod(obj: &mut Map<String, Value>) {
     set_if_nil(spec, "enableServiceLinks", json!(true));
     if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
         for key in ["containers", "initContainers"] {
-            for c in items(spec, key) {
-                for port in items(c, "ports") {
+            for c in items_mut(spec, key) {
+                for port in items_mut(c, "ports") {
                     if let Some(container_port) = port.get("containerPort").cloned() {
                         set_if_empty(port, "hostPort", container_port);
                     }
@@ -116,11 +59,11 @@ fn pod_spec(spec: &mut Map<String, Value>) {
     set_if_nil(spec, "securityContext", json!({}));
     set_if_nil(spec, "terminationGracePeriodSeconds", json!(30));
     set_if_empty(spec, "schedulerName", json!("default-scheduler"));
-    for volume in items(spec, "volumes") {
+    for volume in items_mut(spec, "volumes") {
         volume_defaults(volume);
     }
     for key in ["initContainers", "containers", "ephemeralContainers"] {
-        for c in items(spec, key) {
+        for c in items_mut(spec, key) {
             container(c);
         }
     }
@@ -145,7 +88,7 @@ fn volume_defaults(volume: &mut Map<String, Value>) {
     }
     if let Some(projected) = object_if(volume, "projected") {
         set_if_nil(projected, "defaultMode", json!(420));
-        for source in items(projected, "sources") {
+        for source in items_mut(projected, "sources") {
             if let Some(downward) = object_if(source, "downwardAPI") {
                 downward_api_items(downward);
             }
@@ -173,12 +116,12 @@ fn volume_defaults(volume: &mut Map<String, Value>) {
         set_if_empty(scale_io, "fsType", json!("xfs"));
     }
     if let Some(template) = object_if(volume, "ephemeral").and_then(|e| object_if(e, "volumeClaimTemplate")) {
-        set_if_nil(object(template, "spec"), "volumeMode", json!("Filesystem"));
+        set_if_nil(object_mut(template, "spec"), "volumeMode", json!("Filesystem"));
     }
 }
 
 fn downward_api_items(downward: &mut Map<String, Value>) {
-    for item in items(downward, "items") {
+    for item in items_mut(downward, "items") {
         if let Some(field_ref) = object_if(item, "fieldRef") {
             set_if_empty(field_ref, "apiVersion", json!("v1"));
         }
@@ -193,10 +136,10 @@ fn container(c: &mut Map<String, Value>) {
     }
     set_if_empty(c, "terminationMessagePath", json!("/dev/termination-log"));
     set_if_empty(c, "terminationMessagePolicy", json!("File"));
-    for port in items(c, "ports") {
+    for port in items_mut(c, "ports") {
         set_if_empty(port, "protocol", json!("TCP"));
     }
-    for env in items(c, "env") {
+    for env in items_mut(c, "env") {
         if let Some(field_ref) = object_if(env, "valueFrom").and_then(|v| object_if(v, "fieldRef")) {
             set_if_empty(field_ref, "apiVersion", json!("v1"));
         }
@@ -232,7 +175,7 @@ fn http_get(http: &mut Map<String, Value>) {
 
 /// `Always` for `:latest` or an untagged, undigested image; `IfNotPresent` otherwise (including
 /// references that do not parse), as parsers.ParseImageName decides.
-pub fn default_pull_policy(image: &str) -> &'static str {
+pub(crate) fn default_pull_policy(image: &str) -> &'static str {
     if image_tag(image).as_deref() == Some("latest") { "Always" } else { "IfNotPresent" }
 }
 
@@ -327,16 +270,17 @@ fn valid_path_component(c: &str) -> bool {
 /// SetDefaults_Namespace and SetDefaults_NamespaceStatus, plus the `kubernetes` finalizer the
 /// namespace strategy adds on create. The finalizer is added only to a namespace that has no
 /// status phase yet (one being created): it must stay removable by `/finalize` afterwards.
-fn namespace(obj: &mut Map<String, Value>) {
+pub(crate) fn namespace(obj: &mut Map<String, Value>) {
     let name = obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
     if !name.is_empty() {
-        object(object(obj, "metadata"), "labels").insert("kubernetes.io/metadata.name".to_string(), json!(name));
+        object_mut(object_mut(obj, "metadata"), "labels")
+            .insert("kubernetes.io/metadata.name".to_string(), json!(name));
     }
-    let status = object(obj, "status");
+    let status = object_mut(obj, "status");
     let creating = status.get("phase").and_then(Value::as_str).is_none_or(str::is_empty);
     set_if_empty(status, "phase", json!("Active"));
     if creating {
-        let spec = object(obj, "spec");
+        let spec = object_mut(obj, "spec");
         let finalizers = spec.entry("finalizers").or_insert_with(|| json!([]));
         if !finalizers.is_array() {
             *finalizers = json!([]);
@@ -348,17 +292,22 @@ fn namespace(obj: &mut Map<String, Value>) {
     }
 }
 
+/// SetDefaults_Secret
+pub(crate) fn secret(obj: &mut Map<String, Value>) {
+    set_if_empty(obj, "type", json!("Opaque"));
+}
+
 /// SetDefaults_Endpoints
-fn endpoints(obj: &mut Map<String, Value>) {
-    for subset in items(obj, "subsets") {
-        for port in items(subset, "ports") {
+pub(crate) fn endpoints(obj: &mut Map<String, Value>) {
+    for subset in items_mut(obj, "subsets") {
+        for port in items_mut(subset, "ports") {
             set_if_empty(port, "protocol", json!("TCP"));
         }
     }
 }
 
 /// SetDefaults_NodeStatus
-fn node(obj: &mut Map<String, Value>) {
+pub(crate) fn node(obj: &mut Map<String, Value>) {
     let Some(status) = object_if(obj, "status") else { return };
     if is_nil(status, "allocatable")
         && let Some(capacity) = status.get("capacity").filter(|c| !c.is_null()).cloned()
@@ -371,17 +320,17 @@ fn node(obj: &mut Map<String, Value>) {
 
 /// The pod template of a workload: SetDefaults_PodSpec and the nested defaults, not SetDefaults_Pod.
 fn pod_template(spec: &mut Map<String, Value>) {
-    pod_spec(object(object(spec, "template"), "spec"));
+    pod_spec(object_mut(object_mut(spec, "template"), "spec"));
 }
 
 /// SetDefaults_Deployment
-fn deployment(obj: &mut Map<String, Value>) {
-    let spec = object(obj, "spec");
+pub(crate) fn deployment(obj: &mut Map<String, Value>) {
+    let spec = object_mut(obj, "spec");
     set_if_nil(spec, "replicas", json!(1));
-    let strategy = object(spec, "strategy");
+    let strategy = object_mut(spec, "strategy");
     set_if_empty(strategy, "type", json!("RollingUpdate"));
     if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-        let rolling_update = object(strategy, "rollingUpdate");
+        let rolling_update = object_mut(strategy, "rollingUpdate");
         set_if_nil(rolling_update, "maxUnavailable", json!("25%"));
         set_if_nil(rolling_update, "maxSurge", json!("25%"));
     }
@@ -391,17 +340,17 @@ fn deployment(obj: &mut Map<String, Value>) {
 }
 
 /// SetDefaults_ReplicaSet
-fn replica_set(obj: &mut Map<String, Value>) {
-    let spec = object(obj, "spec");
+pub(crate) fn replica_set(obj: &mut Map<String, Value>) {
+    let spec = object_mut(obj, "spec");
     set_if_nil(spec, "replicas", json!(1));
     pod_template(spec);
 }
 
 /// SetDefaults_StatefulSet, plus PVC defaults on the volume claim templates.
-fn stateful_set(obj: &mut Map<String, Value>) {
-    let spec = object(obj, "spec");
+pub(crate) fn stateful_set(obj: &mut Map<String, Value>) {
+    let spec = object_mut(obj, "spec");
     set_if_empty(spec, "podManagementPolicy", json!("OrderedReady"));
-    let strategy = object(spec, "updateStrategy");
+    let strategy = object_mut(spec, "updateStrategy");
     if strategy.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
         strategy.insert("type".to_string(), json!("RollingUpdate"));
         set_if_nil(strategy, "rollingUpdate", json!({}));
@@ -411,30 +360,30 @@ fn stateful_set(obj: &mut Map<String, Value>) {
     {
         set_if_nil(rolling_update, "partition", json!(0));
     }
-    let policy = object(spec, "persistentVolumeClaimRetentionPolicy");
+    let policy = object_mut(spec, "persistentVolumeClaimRetentionPolicy");
     set_if_empty(policy, "whenDeleted", json!("Retain"));
     set_if_empty(policy, "whenScaled", json!("Retain"));
     set_if_nil(spec, "replicas", json!(1));
     set_if_nil(spec, "revisionHistoryLimit", json!(10));
     pod_template(spec);
-    for claim in items(spec, "volumeClaimTemplates") {
-        set_if_nil(object(claim, "spec"), "volumeMode", json!("Filesystem"));
-        set_if_empty(object(claim, "status"), "phase", json!("Pending"));
+    for claim in items_mut(spec, "volumeClaimTemplates") {
+        set_if_nil(object_mut(claim, "spec"), "volumeMode", json!("Filesystem"));
+        set_if_empty(object_mut(claim, "status"), "phase", json!("Pending"));
     }
 }
 
 // ---- discovery.k8s.io, networking.k8s.io ---------------------------------------------------
 
 /// SetDefaults_EndpointPort
-fn endpoint_slice(obj: &mut Map<String, Value>) {
-    for port in items(obj, "ports") {
+pub(crate) fn endpoint_slice(obj: &mut Map<String, Value>) {
+    for port in items_mut(obj, "ports") {
         set_if_nil(port, "name", json!(""));
         set_if_nil(port, "protocol", json!("TCP"));
     }
 }
 
 /// SetDefaults_IngressClass
-fn ingress_class(obj: &mut Map<String, Value>) {
+pub(crate) fn ingress_class(obj: &mut Map<String, Value>) {
     if let Some(params) = object_if(obj, "spec").and_then(|s| object_if(s, "parameters")) {
         set_if_nil(params, "scope", json!("Cluster"));
     }

@@ -43,8 +43,8 @@ const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "
 const SUBRESOURCE_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// The verbs discovery reports for a top-level resource.
-pub fn verbs(r: &ResourceType) -> &'static [&'static str] {
-    if r.group.is_empty() && r.kind == "Namespace" { NAMESPACE_VERBS } else { MAIN_VERBS }
+pub(crate) fn verbs(r: &ResourceType) -> &'static [&'static str] {
+    if r.strategy.serves_delete_collection() { MAIN_VERBS } else { NAMESPACE_VERBS }
 }
 
 /// One served subresource of a resource, as discovery describes it.
@@ -59,7 +59,7 @@ pub struct Subresource {
 }
 
 /// The subresources a resource serves, alphabetically (`scale` before `status`).
-pub fn subresources(r: &'static ResourceType) -> Vec<Subresource> {
+pub(crate) fn subresources(r: &'static ResourceType) -> Vec<Subresource> {
     let mut out = Vec::new();
     if r.scale {
         out.push(Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale" });
@@ -71,7 +71,7 @@ pub fn subresources(r: &'static ResourceType) -> Vec<Subresource> {
 }
 
 /// Every served group-version, core (`""`, `v1`) first, in [`RESOURCES`] order.
-pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn group_versions() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&'static str, &'static str)> = Vec::new();
     for r in RESOURCES {
         if !out.contains(&(r.group, r.version)) {
@@ -82,7 +82,7 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The resources of one group-version, sorted by plural name (kube-apiserver's order).
-pub fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceType> {
+pub(crate) fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceType> {
     let mut out: Vec<&'static ResourceType> =
         RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
     out.sort_by_key(|r| r.plural);

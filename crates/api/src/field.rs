@@ -75,7 +75,7 @@ impl FieldError {
     }
 
     /// An invalid string value; rendered quoted as Kubernetes does.
-    pub fn invalid_str(field: impl Into<String>, value: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid_str(field: impl Into<String>, value: &str, detail: impl Into<String>) -> Self {
         Self::invalid(field, format!("{value:?}"), detail)
     }
 
@@ -88,7 +88,7 @@ impl FieldError {
         }
     }
 
-    pub fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
+    pub(crate) fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
         let list = supported.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
         FieldError {
             kind: ErrorType::NotSupported,
@@ -102,7 +102,7 @@ impl FieldError {
         FieldError { kind: ErrorType::Forbidden, field: field.into(), value: None, detail: detail.into() }
     }
 
-    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+    pub(crate) fn too_long(field: impl Into<String>, max: usize) -> Self {
         FieldError {
             kind: ErrorType::TooLong,
             field: field.into(),

@@ -89,7 +89,7 @@ pub fn openapi_v2_protobuf() -> &'static [u8] {
 
 /// `api/v1` for the legacy group, `apis/<group>/<version>` otherwise: the key of a document in
 /// [`openapi_v3_root`] and the argument of [`openapi_v3_group_version`].
-pub fn group_version_path(group: &str, version: &str) -> String {
+pub(crate) fn group_version_path(group: &str, version: &str) -> String {
     if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
@@ -122,7 +122,7 @@ pub fn openapi_v3_group_version(gv_path: &str) -> Option<Value> {
 
 /// A stable hash of a document's JSON text: 128-bit FNV-1a as 32 upper-case hex digits
 /// (kube-apiserver uses SHA-512; clients treat it as opaque).
-pub fn document_hash(doc: &Value) -> String {
+pub(crate) fn document_hash(doc: &Value) -> String {
     const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
     const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
     let bytes = serde_json::to_vec(doc).unwrap_or_default();

@@ -2,10 +2,10 @@
 //! names for discovery and URLs, scope, subresources, and the typed round-trip that turns
 //! client JSON into the exact wire JSON kube-apiserver stores.
 
-use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coordination, core::v1 as core};
-use k8s_openapi::api::{discovery::v1 as discovery, networking::v1 as networking};
-use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
+
+pub use crate::strategy::Normalized;
+use crate::strategy::{self as s, Strategy};
 
 /// One served resource, as discovery describes it.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,36 +15,38 @@ pub struct ResourceType {
     pub version: &'static str,
     pub kind: &'static str,
     pub plural: &'static str,
-    pub singular: &'static str,
+    pub(crate) singular: &'static str,
     pub namespaced: bool,
-    pub short_names: &'static [&'static str],
-    pub categories: &'static [&'static str],
+    pub(crate) short_names: &'static [&'static str],
+    pub(crate) categories: &'static [&'static str],
     /// Serves a `/status` subresource (spec and status written separately).
     pub status: bool,
     /// Serves a `/scale` subresource (autoscaling/v1 Scale).
     pub scale: bool,
+    /// The kind's rules: defaults, validation, status/spec split, printing, selectors, ...
+    pub strategy: &'static dyn Strategy,
 }
 
 const ALL: &[&str] = &["all"];
 
 /// Every served resource, core group first, in discovery order.
 pub static RESOURCES: &[ResourceType] = &[
-    rt("", "v1", "Namespace", "namespaces", false, &["ns"], &[], true, false),
-    rt("", "v1", "Service", "services", true, &["svc"], ALL, true, false),
-    rt("", "v1", "Endpoints", "endpoints", true, &["ep"], &[], false, false),
-    rt("", "v1", "Pod", "pods", true, &["po"], ALL, true, false),
-    rt("", "v1", "Node", "nodes", false, &["no"], &[], true, false),
-    rt("", "v1", "Secret", "secrets", true, &[], &[], false, false),
-    rt("", "v1", "ConfigMap", "configmaps", true, &["cm"], &[], false, false),
-    rt("", "v1", "Event", "events", true, &["ev"], &[], false, false),
-    rt("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], &[], false, false),
-    rt("apps", "v1", "Deployment", "deployments", true, &["deploy"], ALL, true, true),
-    rt("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], ALL, true, true),
-    rt("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], ALL, true, true),
-    rt("coordination.k8s.io", "v1", "Lease", "leases", true, &[], &[], false, false),
-    rt("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], &[], false, false),
-    rt("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], &[], true, false),
-    rt("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], &[], false, false),
+    rt("", "v1", "Namespace", "namespaces", false, &["ns"], &[], true, false, &s::Namespace),
+    rt("", "v1", "Service", "services", true, &["svc"], ALL, true, false, &s::Service),
+    rt("", "v1", "Endpoints", "endpoints", true, &["ep"], &[], false, false, &s::Endpoints),
+    rt("", "v1", "Pod", "pods", true, &["po"], ALL, true, false, &s::Pod),
+    rt("", "v1", "Node", "nodes", false, &["no"], &[], true, false, &s::Node),
+    rt("", "v1", "Secret", "secrets", true, &[], &[], false, false, &s::Secret),
+    rt("", "v1", "ConfigMap", "configmaps", true, &["cm"], &[], false, false, &s::ConfigMap),
+    rt("", "v1", "Event", "events", true, &["ev"], &[], false, false, &s::Event),
+    rt("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], &[], false, false, &s::ServiceAccount),
+    rt("apps", "v1", "Deployment", "deployments", true, &["deploy"], ALL, true, true, &s::Deployment),
+    rt("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], ALL, true, true, &s::ReplicaSet),
+    rt("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], ALL, true, true, &s::StatefulSet),
+    rt("coordination.k8s.io", "v1", "Lease", "leases", true, &[], &[], false, false, &s::Lease),
+    rt("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], &[], false, false, &s::EndpointSlice),
+    rt("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], &[], true, false, &s::Ingress),
+    rt("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], &[], false, false, &s::IngressClass),
 ];
 
 #[allow(clippy::too_many_arguments)]
@@ -58,8 +60,21 @@ const fn rt(
     categories: &'static [&'static str],
     status: bool,
     scale: bool,
+    strategy: &'static dyn Strategy,
 ) -> ResourceType {
-    ResourceType { group, version, kind, plural, singular: "", namespaced, short_names, categories, status, scale }
+    ResourceType {
+        group,
+        version,
+        kind,
+        plural,
+        singular: "",
+        namespaced,
+        short_names,
+        categories,
+        status,
+        scale,
+        strategy,
+    }
 }
 
 impl ResourceType {
@@ -69,7 +84,7 @@ impl ResourceType {
     }
 
     /// Lower-case kind, which is what kube-apiserver reports as the singular name.
-    pub fn singular_name(&self) -> String {
+    pub(crate) fn singular_name(&self) -> String {
         if self.singular.is_empty() { self.kind.to_ascii_lowercase() } else { self.singular.to_string() }
     }
 
@@ -100,55 +115,7 @@ impl ResourceType {
     /// exactly the wire JSON Kubernetes produces. Fields the type does not know are returned
     /// (as dotted paths) for strict field validation rather than silently dropped.
     pub fn normalize(&self, value: Value) -> Result<Normalized, String> {
-        match (self.group, self.kind) {
-            ("", "Namespace") => round_trip::<core::Namespace>(value),
-            ("", "Service") => round_trip::<core::Service>(value),
-            ("", "Endpoints") => round_trip::<core::Endpoints>(value),
-            ("", "Pod") => round_trip::<core::Pod>(value),
-            ("", "Node") => round_trip::<core::Node>(value),
-            ("", "Secret") => round_trip::<core::Secret>(value),
-            ("", "ConfigMap") => round_trip::<core::ConfigMap>(value),
-            ("", "Event") => round_trip::<core::Event>(value),
-            ("", "ServiceAccount") => round_trip::<core::ServiceAccount>(value),
-            ("apps", "Deployment") => round_trip::<apps::Deployment>(value),
-            ("apps", "ReplicaSet") => round_trip::<apps::ReplicaSet>(value),
-            ("apps", "StatefulSet") => round_trip::<apps::StatefulSet>(value),
-            ("coordination.k8s.io", "Lease") => round_trip::<coordination::Lease>(value),
-            ("discovery.k8s.io", "EndpointSlice") => round_trip::<discovery::EndpointSlice>(value),
-            ("networking.k8s.io", "Ingress") => round_trip::<networking::Ingress>(value),
-            ("networking.k8s.io", "IngressClass") => round_trip::<networking::IngressClass>(value),
-            _ => Err(format!("no type registered for {}", self.kind)),
-        }
-    }
-}
-
-/// The result of a typed round trip.
-#[derive(Debug)]
-pub struct Normalized {
-    pub value: Value,
-    /// Dotted paths of fields the schema does not have, e.g. `spec.foo`.
-    pub unknown_fields: Vec<String>,
-}
-
-fn round_trip<T: Serialize + DeserializeOwned>(value: Value) -> Result<Normalized, String> {
-    let mut unknown_fields = Vec::new();
-    let typed: T =
-        serde_ignored::deserialize(value, |path| unknown_fields.push(field_path(&path))).map_err(|e| e.to_string())?;
-    let value = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-    Ok(Normalized { value, unknown_fields })
-}
-
-/// Renders an ignored field's path the way Kubernetes' strict decoding reports it: `spec.ports[0].bogus`.
-fn field_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        P::Map { parent, key } => {
-            let parent = field_path(parent);
-            if parent.is_empty() { key.clone() } else { format!("{parent}.{key}") }
-        }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => field_path(parent),
+        self.strategy.normalize(value)
     }
 }
 

@@ -18,7 +18,7 @@ pub enum ApiError {
         name: String,
     },
     /// A path or resource that is not served.
-    NotFoundPath(String),
+    NotFoundPath,
     MethodNotSupported {
         resource: String,
         verb: String,
@@ -43,7 +43,6 @@ pub enum ApiError {
     Expired(String),
     RequestEntityTooLarge(String),
     UnsupportedMediaType(String),
-    NotAcceptable(String),
     Invalid {
         kind: String,
         group: String,
@@ -62,9 +61,8 @@ impl ApiError {
             ApiError::BadRequest(_) => 400,
             ApiError::Unauthorized => 401,
             ApiError::Forbidden { .. } => 403,
-            ApiError::NotFound { .. } | ApiError::NotFoundPath(_) => 404,
+            ApiError::NotFound { .. } | ApiError::NotFoundPath => 404,
             ApiError::MethodNotSupported { .. } => 405,
-            ApiError::NotAcceptable(_) => 406,
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => 409,
             ApiError::Expired(_) => 410,
             ApiError::RequestEntityTooLarge(_) => 413,
@@ -80,9 +78,8 @@ impl ApiError {
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden { .. } => "Forbidden",
-            ApiError::NotFound { .. } | ApiError::NotFoundPath(_) => "NotFound",
+            ApiError::NotFound { .. } | ApiError::NotFoundPath => "NotFound",
             ApiError::MethodNotSupported { .. } => "MethodNotAllowed",
-            ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Expired(_) => "Expired",
@@ -100,7 +97,6 @@ impl ApiError {
             | ApiError::Expired(m)
             | ApiError::RequestEntityTooLarge(m)
             | ApiError::UnsupportedMediaType(m)
-            | ApiError::NotAcceptable(m)
             | ApiError::Timeout(m) => m.clone(),
             ApiError::Unauthorized => "Unauthorized".into(),
             ApiError::ApplyConflict { message, .. } => message.clone(),
@@ -108,7 +104,7 @@ impl ApiError {
             ApiError::NotFound { resource, group, name } => {
                 format!("{} {name:?} not found", qualified(resource, group))
             }
-            ApiError::NotFoundPath(_) => "the server could not find the requested resource".into(),
+            ApiError::NotFoundPath => "the server could not find the requested resource".into(),
             ApiError::MethodNotSupported { resource, verb } => {
                 format!("{verb} is not supported on resources of kind {resource:?}")
             }

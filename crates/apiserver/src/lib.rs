@@ -4,13 +4,13 @@
 
 pub mod alloc;
 mod body;
-pub mod error;
+pub(crate) mod error;
 mod gc;
 mod metrics;
-pub mod object;
-pub mod pki;
-pub mod registry;
-pub mod request;
+pub(crate) mod object;
+pub(crate) mod pki;
+pub(crate) mod registry;
+pub(crate) mod request;
 mod router;
 mod server;
 pub mod services;
@@ -63,7 +63,6 @@ impl Config {
 pub struct Running {
     pub addr: SocketAddr,
     pub kubeconfig: PathBuf,
-    pub registry: registry::Registry,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -125,7 +124,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tokio::spawn(gc::run_garbage_collector(registry.clone())),
     ];
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server serving");
-    Ok(Running { addr, kubeconfig, registry, tasks })
+    Ok(Running { addr, kubeconfig, tasks })
 }
 
 /// Points the `kubernetes` Service at this server, as kube-apiserver's endpoint reconciler
@@ -167,7 +166,7 @@ async fn publish_endpoints(registry: &registry::Registry, ip: std::net::IpAddr, 
 }
 
 /// rustls needs one process-wide crypto provider; Portico uses ring everywhere.
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

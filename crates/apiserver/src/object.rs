@@ -1,20 +1,16 @@
 //! Accessors for the metadata of objects held as wire JSON.
 
+use api::json;
 use serde_json::{Map, Value, json};
 
-pub fn meta(obj: &Value) -> &Value {
-    obj.get("metadata").unwrap_or(&Value::Null)
-}
-
+/// The `metadata` object, created when absent or not an object.
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    if !obj.get("metadata").is_some_and(Value::is_object) {
-        obj["metadata"] = json!({});
-    }
-    obj["metadata"].as_object_mut().expect("metadata is an object")
+    json::value_object_mut(obj, "metadata")
 }
 
+/// A metadata string that is set and not empty.
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    meta(obj).get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
+    json::opt_str(json::metadata(obj), field).filter(|s| !s.is_empty())
 }
 
 pub fn name(obj: &Value) -> Option<&str> {
@@ -34,11 +30,7 @@ pub fn deletion_timestamp(obj: &Value) -> Option<&str> {
 }
 
 pub fn finalizers(obj: &Value) -> Vec<String> {
-    meta(obj)
-        .get("finalizers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
-        .unwrap_or_default()
+    json::string_items(json::metadata(obj).get("finalizers"))
 }
 
 pub fn set_finalizers(obj: &mut Value, finalizers: Vec<String>) {
@@ -51,30 +43,26 @@ pub fn set_finalizers(obj: &mut Value, finalizers: Vec<String>) {
 }
 
 pub fn labels(obj: &Value) -> std::collections::BTreeMap<String, String> {
-    meta(obj)
+    json::metadata(obj)
         .get("labels")
         .and_then(Value::as_object)
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
         .unwrap_or_default()
 }
 
+/// Whether an owner reference names a kind this server serves.
+fn serves_owner(r: &Value) -> bool {
+    let (group, _) = api::resources::split_api_version(json::str_of(r, "apiVersion"));
+    api::resources::by_kind(group, json::str_of(r, "kind")).is_some()
+}
+
 /// UIDs this object names as owners, among owners of kinds this server serves.
 pub fn owner_uids(obj: &Value) -> Vec<String> {
-    let served = |r: &Value| {
-        let api_version = r.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
-        api::resources::by_kind(api::resources::split_api_version(api_version).0, kind).is_some()
-    };
-    meta(obj)
-        .get("ownerReferences")
-        .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter(|r| served(r))
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    json::list(json::metadata(obj), "ownerReferences")
+        .iter()
+        .filter(|r| serves_owner(r))
+        .filter_map(|r| json::opt_str(r, "uid").map(String::from))
+        .collect()
 }
 
 pub fn set_resource_version(obj: &mut Value, rv: u64) {
@@ -112,13 +100,7 @@ pub fn from_stored(value: &[u8], revision: u64) -> Result<Value, serde_json::Err
 /// Whether an owner reference names a kind this server does not serve; such an owner can't
 /// be proven absent, so the garbage collector never deletes its dependents.
 pub fn has_unserved_owner(obj: &Value) -> bool {
-    meta(obj).get("ownerReferences").and_then(Value::as_array).is_some_and(|refs| {
-        refs.iter().any(|r| {
-            let api_version = r.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-            let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
-            api::resources::by_kind(api::resources::split_api_version(api_version).0, kind).is_none()
-        })
-    })
+    json::list(json::metadata(obj), "ownerReferences").iter().any(|r| !serves_owner(r))
 }
 
 /// Inserts `"resourceVersion":"<rv>"` into the top-level `metadata` object of stored JSON

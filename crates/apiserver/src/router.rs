@@ -97,7 +97,7 @@ impl Router {
         if let Some(gv) = path.strip_prefix("/openapi/v3/") {
             return api::openapi::openapi_v3_group_version(gv)
                 .map(|doc| json_response(200, &doc))
-                .ok_or_else(|| ApiError::NotFoundPath(path.to_string()));
+                .ok_or(ApiError::NotFoundPath);
         }
         if path == "/openapi/v2" || path == "/openapi/v2/" {
             // An empty protobuf document: every served kind advertises server-side field
@@ -126,7 +126,7 @@ impl Router {
                     .collect();
             return Ok(json_response(200, &json!({"paths": paths})));
         }
-        Err(ApiError::NotFoundPath(path.to_string()))
+        Err(ApiError::NotFoundPath)
     }
 
     async fn resource(
@@ -135,14 +135,11 @@ impl Router {
         query: HashMap<String, String>,
         req: Request<Incoming>,
     ) -> ApiResult<Response<Body>> {
-        let rt = api::resources::lookup(&r.group, &r.version, &r.resource)
-            .ok_or_else(|| ApiError::NotFoundPath(format!("{} {}", r.group, r.resource)))?;
+        let rt = api::resources::lookup(&r.group, &r.version, &r.resource).ok_or(ApiError::NotFoundPath)?;
         if !rt.namespaced && r.namespace.is_some() {
-            return Err(ApiError::NotFoundPath(rt.plural.into()));
+            return Err(ApiError::NotFoundPath);
         }
-        let sub = Subresource::parse(rt, r.subresource.as_deref()).ok_or_else(|| {
-            ApiError::NotFoundPath(format!("{}/{}", rt.plural, r.subresource.clone().unwrap_or_default()))
-        })?;
+        let sub = Subresource::parse(rt, r.subresource.as_deref()).ok_or(ApiError::NotFoundPath)?;
         if sub != Subresource::Main
             && matches!(r.verb, Verb::List | Verb::Watch | Verb::Create | Verb::Delete | Verb::DeleteCollection)
         {
@@ -253,7 +250,7 @@ impl Router {
                 let opts = DeleteOptions::from_body(body.as_ref(), base)?;
                 match self.registry.delete(rt, ns, &name, &opts).await? {
                     DeleteOutcome::Pending(obj) => Ok(self.object_response(rt, 200, &obj, &shape, include, &[])),
-                    DeleteOutcome::Deleted(obj) if returns_deleted_object(rt) => {
+                    DeleteOutcome::Deleted(obj) if rt.strategy.returns_deleted_object() => {
                         Ok(self.object_response(rt, 200, &obj, &shape, include, &[]))
                     }
                     DeleteOutcome::Deleted(obj) => Ok(json_response(200, &success_status(rt, &obj))),
@@ -337,12 +334,6 @@ fn raw_list_response(rt: &ResourceType, page: registry::RawPage) -> Response<Bod
 #[derive(Debug, Clone)]
 struct Label(String, String);
 
-/// Kinds whose registry returns the deleted object rather than a Status (kube-apiserver's
-/// ReturnDeletedObject).
-fn returns_deleted_object(rt: &ResourceType) -> bool {
-    rt.group.is_empty() && matches!(rt.kind, "Pod" | "Service" | "Namespace" | "Node")
-}
-
 fn success_status(rt: &ResourceType, obj: &Value) -> Value {
     let mut details = json!({"name": object::name(obj).unwrap_or_default(), "kind": rt.plural});
     if !rt.group.is_empty() {
@@ -370,7 +361,7 @@ fn discovery(
     accept: Option<&str>,
 ) -> ApiResult<Response<Body>> {
     let aggregated = accept.is_some_and(api::discovery::accepts_aggregated_v2);
-    let not_found = || ApiError::NotFoundPath(format!("{group:?}/{version:?}"));
+    let not_found = || ApiError::NotFoundPath;
     match (legacy, group, version) {
         (true, None, None) => Ok(if aggregated {
             json_response_with_type(200, &api::discovery::aggregated_discovery(true), AGGREGATED_DISCOVERY)

@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::object;
 use crate::registry::{ListOptions, Registry};
 use api::FieldError;
+use api::{json, service};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -74,12 +75,12 @@ struct Holdings {
 /// Values reserved by a write that has not committed yet.
 #[derive(Debug, Default)]
 #[must_use = "a reservation must be released if its write fails"]
-pub struct Reservation {
+pub(crate) struct Reservation {
     ips: Vec<IpAddr>,
     ports: Vec<u16>,
 }
 
-pub struct ServiceAllocators {
+pub(crate) struct ServiceAllocators {
     config: ServiceNetworkConfig,
     state: Mutex<State>,
     processed: tokio::sync::watch::Sender<u64>,
@@ -90,7 +91,7 @@ fn services() -> &'static api::ResourceType {
 }
 
 impl ServiceAllocators {
-    pub fn new(config: ServiceNetworkConfig) -> Result<Self, String> {
+    pub(crate) fn new(config: ServiceNetworkConfig) -> Result<Self, String> {
         let ips = config.cidrs.iter().map(|c| IpAllocator::new(*c)).collect::<Result<Vec<_>, _>>()?;
         let ports = PortAllocator::new(config.node_ports)?;
         let (processed, _) = tokio::sync::watch::channel(0);
@@ -99,12 +100,8 @@ impl ServiceAllocators {
     }
 
     /// The first address of the primary range, which the `kubernetes` Service takes.
-    pub fn kubernetes_ip(&self) -> IpAddr {
+    pub(crate) fn kubernetes_ip(&self) -> IpAddr {
         self.state.lock().expect("allocator lock").ips[0].first()
-    }
-
-    pub fn families(&self) -> Vec<&'static str> {
-        self.config.cidrs.iter().map(|c| c.family().as_str()).collect()
     }
 
     fn api_config(&self) -> api::service::ServiceConfig {
@@ -123,7 +120,7 @@ impl ServiceAllocators {
 
     /// The repair pass: marks what every stored Service holds. Returns the revision the
     /// list was taken at, from which [`follow`](Self::follow) continues.
-    pub async fn repair(&self, registry: &Registry) -> ApiResult<u64> {
+    pub(crate) async fn repair(&self, registry: &Registry) -> ApiResult<u64> {
         let page = registry.list(services(), None, &ListOptions::default()).await?;
         let mut st = self.state.lock().expect("allocator lock");
         for svc in &page.items {
@@ -142,7 +139,7 @@ impl ServiceAllocators {
 
     /// Follows Service changes from `after`, releasing what Services drop and marking what
     /// they hold. Restarts with a repair pass if the change stream ends.
-    pub async fn follow(self: std::sync::Arc<Self>, registry: Registry, mut after: u64) {
+    pub(crate) async fn follow(self: std::sync::Arc<Self>, registry: Registry, mut after: u64) {
         loop {
             match registry.store().watch(&services().key_prefix(), after) {
                 Ok(mut stream) => {
@@ -210,13 +207,13 @@ impl ServiceAllocators {
 
     /// Waits until the follower has applied `revision` (bounded, so a stalled follower
     /// can't hang a write).
-    pub async fn wait_processed(&self, revision: u64) {
+    pub(crate) async fn wait_processed(&self, revision: u64) {
         let mut rx = self.processed.subscribe();
         let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|r| *r >= revision)).await;
     }
 
     /// Fills in and reserves the cluster IPs and node ports a new Service needs.
-    pub fn reserve_for_create(&self, svc: &mut Value) -> ApiResult<Reservation> {
+    pub(crate) fn reserve_for_create(&self, svc: &mut Value) -> ApiResult<Reservation> {
         api::service::normalize_cluster_ips(svc, None);
         self.default_families(svc)?;
         let errors = api::service::validate_cluster_ips_related_fields(svc);
@@ -227,7 +224,7 @@ impl ServiceAllocators {
     }
 
     /// Reserves what an update adds over `old`; what it drops is released when it commits.
-    pub fn reserve_for_update(&self, old: &Value, new: &mut Value) -> ApiResult<Reservation> {
+    pub(crate) fn reserve_for_update(&self, old: &Value, new: &mut Value) -> ApiResult<Reservation> {
         api::service::normalize_cluster_ips(new, Some(old));
         let errors = api::service::init_ip_family_fields(new, Some(old), &self.api_config());
         if !errors.is_empty() {
@@ -238,13 +235,13 @@ impl ServiceAllocators {
 
     /// Ends a reservation whose write committed and has been seen by the follower, which
     /// now holds its values through the stored Service.
-    pub fn commit(&self, r: Reservation) {
+    pub(crate) fn commit(&self, r: Reservation) {
         let mut st = self.state.lock().expect("allocator lock");
         forget_pending(&mut st, &r);
     }
 
     /// Gives back a reservation whose write failed.
-    pub fn release(&self, r: Reservation) {
+    pub(crate) fn release(&self, r: Reservation) {
         let mut st = self.state.lock().expect("allocator lock");
         forget_pending(&mut st, &r);
         for ip in r.ips {
@@ -277,7 +274,7 @@ impl ServiceAllocators {
     }
 
     /// kube-apiserver's allocator metrics.
-    pub fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let st = self.state.lock().expect("allocator lock");
         let mut out = String::new();
         let gauge = |out: &mut String, name: &str, help: &str| {
@@ -415,30 +412,10 @@ fn mark_port(st: &mut State, port: u16, svc: &Value) {
     }
 }
 
-fn spec_str<'a>(svc: &'a Value, field: &str) -> &'a str {
-    svc.pointer(&format!("/spec/{field}")).and_then(Value::as_str).unwrap_or("")
-}
-
-fn needs_cluster_ip(svc: &Value) -> bool {
-    spec_str(svc, "type") != "ExternalName" && spec_str(svc, "clusterIP") != "None"
-}
-
-fn needs_node_ports(svc: &Value) -> bool {
-    match spec_str(svc, "type") {
-        "NodePort" => true,
-        "LoadBalancer" => svc.pointer("/spec/allocateLoadBalancerNodePorts").and_then(Value::as_bool).unwrap_or(true),
-        _ => false,
-    }
-}
-
-fn needs_health_check_port(svc: &Value) -> bool {
-    spec_str(svc, "type") == "LoadBalancer" && spec_str(svc, "externalTrafficPolicy") == "Local"
-}
-
 /// Everything a stored Service holds.
 fn holdings(svc: &Value) -> Holdings {
     let mut h = Holdings::default();
-    if spec_str(svc, "type") != "ExternalName" {
+    if service::needs_cluster_ip(svc) {
         for ip in svc.pointer("/spec/clusterIPs").and_then(Value::as_array).into_iter().flatten() {
             if let Some(ip) = ip.as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
                 h.ips.insert(ip);
@@ -470,17 +447,9 @@ fn invalid(svc: &Value, causes: Vec<FieldError>) -> ApiError {
 }
 
 fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Reservation) -> ApiResult<()> {
-    if needs_cluster_ip(svc) {
-        let families: Vec<String> = svc
-            .pointer("/spec/ipFamilies")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
-            .unwrap_or_default();
-        let mut ips: Vec<String> = svc
-            .pointer("/spec/clusterIPs")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
-            .unwrap_or_default();
+    if service::allocates_cluster_ips(svc) {
+        let families = json::string_items(svc.pointer("/spec/ipFamilies"));
+        let mut ips = json::string_items(svc.pointer("/spec/clusterIPs"));
         let requested = ips.clone();
         for (i, family) in families.iter().enumerate() {
             let Some(alloc) = st.ips.iter_mut().find(|a| a.cidr().family().as_str() == family) else {
@@ -535,9 +504,8 @@ fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Rese
         }
     }
 
-    let is_node_port_type = matches!(spec_str(svc, "type"), "NodePort" | "LoadBalancer");
-    if is_node_port_type {
-        let auto = needs_node_ports(svc);
+    if service::needs_node_port(svc) {
+        let auto = service::allocates_node_ports(svc);
         let mut by_port: Vec<(u64, u16)> = Vec::new();
         let n = svc.pointer("/spec/ports").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
         for i in 0..n {
@@ -570,7 +538,7 @@ fn reserve_locked(st: &mut State, svc: &mut Value, held: &Holdings, r: &mut Rese
         }
     }
 
-    if needs_health_check_port(svc) {
+    if service::needs_health_check(svc) {
         match svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_u64).filter(|p| *p > 0) {
             Some(hc) => {
                 let hc16 = hc as u16;

@@ -5,7 +5,9 @@
 //!
 //! Run: `cargo bench -p portico --bench controllers_bench` (BENCH_SERVICES, default 10000;
 //! BENCH_PODS_PER_SERVICE, default 10; BENCH_CONCURRENCY, default 32; BENCH_CHURN_PODS,
-//! default 1000; BENCH_PROBES, default 200). Pod IPs are plain data counted up from 10.244.0.0.
+//! default 1000; BENCH_PROBES, default 200; BENCH_COMMAND, `server` (default) or `up`, which
+//! also runs the cluster DNS in the measured process). Pod IPs are plain data counted up from
+//! 10.244.0.0.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -25,6 +27,10 @@ use std::time::{Duration, Instant};
 
 const NS: &str = "default";
 const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
@@ -237,14 +243,33 @@ async fn main() {
     let churn_pods = env_usize("BENCH_CHURN_PODS", 1000);
     let probes = env_usize("BENCH_PROBES", 200);
     assert!(services >= 1 && per_service >= 1, "need at least one Service and one pod per Service");
-    let server = common::Server::start();
+    let command = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "server".to_owned());
+    let (dns_port, http_port) = (free_port(), free_port());
+    let server = match command.as_str() {
+        "up" => common::Server::start_command(
+            "up",
+            &[
+                "--dns-listen",
+                &format!("127.0.0.1:{dns_port}"),
+                "--dns-upstream",
+                "127.0.0.1:9",
+                "--dns-health",
+                &format!("127.0.0.1:{http_port}"),
+                "--dns-ready",
+                &format!("127.0.0.1:{http_port}"),
+                "--dns-metrics",
+                &format!("127.0.0.1:{http_port}"),
+            ],
+        ),
+        _ => common::Server::start(),
+    };
     let client = server.client().await;
     let pid = server.child.as_ref().unwrap().id();
     let rss_empty = rss_kib(pid);
     let total_pods = services * per_service;
 
     println!(
-        "# Portico controllers benchmark ({services} Services x {per_service} pods, {concurrency} concurrent clients)"
+        "# Portico controllers benchmark: portico {command}, {services} Services x {per_service} pods, {concurrency} concurrent clients"
     );
 
     // Phase 1: cold start to convergence.
@@ -266,10 +291,14 @@ async fn main() {
         converge.as_secs_f64(),
         converge.saturating_sub(created).as_secs_f64()
     );
+    // Let the allocator settle (freed request buffers) before reading RSS.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_converged = rss_kib(pid);
     println!(
-        "objects: {services} Services, {total_pods} pods, {slices} EndpointSlices ({endpoints} endpoints); resident memory {} MiB empty, {} MiB converged",
+        "objects: {services} Services, {total_pods} pods, {slices} EndpointSlices ({endpoints} endpoints); resident memory {} MiB empty, {} MiB converged ({:.1} KiB per pod)",
         rss_empty / 1024,
-        rss_kib(pid) / 1024
+        rss_converged / 1024,
+        rss_converged as f64 / total_pods as f64
     );
 
     // Phase 2: one probe pod's Ready flips while other pods churn.

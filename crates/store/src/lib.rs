@@ -46,7 +46,7 @@ pub struct KeyValue {
     pub key: String,
     pub value: Bytes,
     /// Revision of the write that created the key.
-    pub create_revision: Revision,
+    pub(crate) create_revision: Revision,
     /// Revision of the last write to the key (the resourceVersion).
     pub mod_revision: Revision,
 }
@@ -136,7 +136,8 @@ impl Store {
     }
 
     /// Oldest revision a watch can still start after.
-    pub fn compacted_revision(&self) -> Revision {
+    #[cfg(test)]
+    pub(crate) fn compacted_revision(&self) -> Revision {
         match self {
             Store::Redb(s) => s.compacted_revision(),
         }

@@ -49,20 +49,20 @@ const INITIAL_REVISION: Revision = 1;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tuning {
     /// Most write requests folded into one transaction.
-    pub batch_cap: usize,
+    pub(crate) batch_cap: usize,
     /// Most history events deleted per commit.
-    pub trim_chunk: u64,
+    pub(crate) trim_chunk: u64,
     /// Events the live broadcast holds for slow watchers before they lag.
-    pub broadcast_capacity: usize,
+    pub(crate) broadcast_capacity: usize,
     /// Events buffered between a watch task and its consumer.
-    pub watch_buffer: usize,
+    pub(crate) watch_buffer: usize,
     /// History rows scanned per blocking read while a watch replays.
-    pub replay_chunk: usize,
+    pub(crate) replay_chunk: usize,
     /// Pending write requests before callers wait.
-    pub request_queue: usize,
+    pub(crate) request_queue: usize,
     /// redb's page cache. Its default (1 GiB) let a store of 100,000 pods hold most of the
     /// file in memory; the OS page cache keeps hot pages anyway, and reads are by key.
-    pub cache_bytes: usize,
+    pub(crate) cache_bytes: usize,
 }
 
 impl Default for Tuning {
@@ -178,7 +178,7 @@ impl RedbStore {
     }
 
     /// Highest revision no longer in the history; a watch may start after it or later.
-    pub fn compacted_revision(&self) -> Revision {
+    pub(crate) fn compacted_revision(&self) -> Revision {
         self.shared.compacted.load(Ordering::Acquire)
     }
 

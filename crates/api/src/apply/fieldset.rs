@@ -36,7 +36,7 @@ pub(crate) const STRIPPED_META: &[&str] = &[
 
 /// A set of paths, as a tree. No node below the root is empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSet {
+pub(crate) struct FieldSet {
     member: bool,
     children: BTreeMap<String, FieldSet>,
 }
@@ -73,7 +73,7 @@ impl FieldSet {
     }
 
     /// Whether some member lies strictly below `path`.
-    pub fn has_members_below(&self, path: &[String]) -> bool {
+    pub(crate) fn has_members_below(&self, path: &[String]) -> bool {
         self.node(path).is_some_and(|n| !n.children.is_empty())
     }
 
@@ -93,7 +93,7 @@ impl FieldSet {
     }
 
     /// Adds every member of `other`.
-    pub fn union(&mut self, other: &FieldSet) {
+    pub(crate) fn union(&mut self, other: &FieldSet) {
         self.member |= other.member;
         for (k, c) in &other.children {
             self.children.entry(k.clone()).or_default().union(c);
@@ -119,7 +119,7 @@ impl FieldSet {
     }
 
     /// The `fieldsV1` JSON of the set.
-    pub fn to_fields_v1(&self) -> Value {
+    pub(crate) fn to_fields_v1(&self) -> Value {
         let mut map = Map::new();
         if self.member && !self.children.is_empty() {
             map.insert(".".into(), Value::Object(Map::new()));
@@ -131,7 +131,7 @@ impl FieldSet {
     }
 
     /// Parses `fieldsV1` JSON. Anything but an object is the empty set.
-    pub fn from_fields_v1(v: &Value) -> FieldSet {
+    pub(crate) fn from_fields_v1(v: &Value) -> FieldSet {
         let mut set = FieldSet::default();
         let Some(map) = v.as_object() else { return set };
         for (k, c) in map {
@@ -183,9 +183,8 @@ pub(crate) fn list_kind(rt: &ResourceType, dotted: &str) -> ListKind {
     match entry.key {
         "" => ListKind::Set,
         "containerPort" => ListKind::Map(vec![("containerPort", None), ("protocol", Some("TCP"))]),
-        "port" if rt.group.is_empty() && rt.kind == "Service" && dotted == "spec.ports" => {
-            ListKind::Map(vec![("port", None), ("protocol", Some("TCP"))])
-        }
+        // Only Service `spec.ports` merges by `port`.
+        "port" => ListKind::Map(vec![("port", None), ("protocol", Some("TCP"))]),
         "topologyKey" => ListKind::Map(vec![("topologyKey", None), ("whenUnsatisfiable", None)]),
         key => ListKind::Map(vec![(key, None)]),
     }

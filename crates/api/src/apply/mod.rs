@@ -20,11 +20,13 @@ mod tests;
 
 use serde_json::{Map, Value, json};
 
-pub use fieldset::{FieldSet, Path, display};
+pub(crate) use fieldset::FieldSet;
 use fieldset::{
     ListKind, STRIPPED_META, field, field_name, get, join, key_names, list_elements, list_kind, remove, set_of,
 };
+pub use fieldset::{Path, display};
 
+use crate::json::{child, str_of};
 use crate::resources::ResourceType;
 
 /// A field the apply would change that another manager owns.
@@ -33,7 +35,7 @@ pub struct Conflict {
     /// The other manager's name, e.g. `kubectl-client-side-apply`.
     pub manager: String,
     /// Its managedFields operation: `Apply` or `Update`.
-    pub operation: String,
+    pub(crate) operation: String,
     /// The apiVersion of its managedFields entry.
     pub api_version: String,
     /// Its subresource (`status`), empty for the main resource.
@@ -45,7 +47,7 @@ pub struct Conflict {
 impl Conflict {
     /// The manager as kube-apiserver prints it: `"name"`, and for an Update manager
     /// `"name" using apps/v1` (`with subresource "status"` after the name when there is one).
-    pub fn manager_display(&self) -> String {
+    pub(crate) fn manager_display(&self) -> String {
         let mut s = format!("{:?}", self.manager);
         if !self.subresource.is_empty() {
             s.push_str(&format!(" with subresource {:?}", self.subresource));
@@ -100,7 +102,7 @@ struct Entry {
 
 impl Entry {
     fn parse(v: &Value) -> Option<Entry> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |k: &str| str_of(v, k).to_string();
         v.as_object()?;
         Some(Entry {
             manager: s("manager"),
@@ -108,7 +110,7 @@ impl Entry {
             api_version: s("apiVersion"),
             time: v.get("time").and_then(Value::as_str).map(str::to_string),
             subresource: s("subresource"),
-            set: FieldSet::from_fields_v1(v.get("fieldsV1").unwrap_or(&Value::Null)),
+            set: FieldSet::from_fields_v1(child(v, "fieldsV1")),
         })
     }
 

@@ -23,10 +23,10 @@ const fn m(field: &'static str, key: &'static str) -> MergeList {
 }
 
 /// metav1.ObjectMeta.
-pub const OBJECT_META: &[MergeList] = &[m("finalizers", ""), m("ownerReferences", "uid")];
+pub(crate) const OBJECT_META: &[MergeList] = &[m("finalizers", ""), m("ownerReferences", "uid")];
 
 /// core/v1 PodSpec, with the lists of Container and EphemeralContainer nested in it.
-pub const POD_SPEC: &[MergeList] = &[
+pub(crate) const POD_SPEC: &[MergeList] = &[
     m("volumes", "name"), // merge,retainKeys
     m("initContainers", "name"),
     m("initContainers.ports", "containerPort"),
@@ -51,39 +51,28 @@ pub const POD_SPEC: &[MergeList] = &[
 ];
 
 /// core/v1 PodStatus.
-pub const POD_STATUS: &[MergeList] =
+pub(crate) const POD_STATUS: &[MergeList] =
     &[m("conditions", "type"), m("podIPs", "ip"), m("hostIPs", "ip"), m("resourceClaimStatuses", "name")];
 
 /// Any status whose only merged list is `conditions` by `type` (ServiceStatus, NamespaceStatus,
 /// DeploymentStatus, ReplicaSetStatus, StatefulSetStatus).
-pub const CONDITIONS: &[MergeList] = &[m("conditions", "type")];
+pub(crate) const CONDITIONS: &[MergeList] = &[m("conditions", "type")];
 
 /// core/v1 ServiceSpec.
-pub const SERVICE_SPEC: &[MergeList] = &[m("ports", "port")];
+pub(crate) const SERVICE_SPEC: &[MergeList] = &[m("ports", "port")];
 
 /// core/v1 NodeSpec.
-pub const NODE_SPEC: &[MergeList] = &[m("podCIDRs", "")];
+pub(crate) const NODE_SPEC: &[MergeList] = &[m("podCIDRs", "")];
 
 /// core/v1 NodeStatus.
-pub const NODE_STATUS: &[MergeList] = &[m("conditions", "type"), m("addresses", "type")];
+pub(crate) const NODE_STATUS: &[MergeList] = &[m("conditions", "type"), m("addresses", "type")];
 
 /// Top-level lists of core/v1 ServiceAccount.
-pub const SERVICE_ACCOUNT: &[MergeList] = &[m("secrets", "name")];
+pub(crate) const SERVICE_ACCOUNT: &[MergeList] = &[m("secrets", "name")];
 
 /// The tables that apply to one kind, each anchored at a path prefix ("" for the object root).
 pub fn tables(rt: &ResourceType) -> &'static [(&'static str, &'static [MergeList])] {
-    const META: (&str, &[MergeList]) = ("metadata", OBJECT_META);
-    match (rt.group, rt.kind) {
-        ("", "Pod") => &[META, ("spec", POD_SPEC), ("status", POD_STATUS)],
-        ("", "Service") => &[META, ("spec", SERVICE_SPEC), ("status", CONDITIONS)],
-        ("", "Node") => &[META, ("spec", NODE_SPEC), ("status", NODE_STATUS)],
-        ("", "Namespace") => &[META, ("status", CONDITIONS)],
-        ("", "ServiceAccount") => &[META, ("", SERVICE_ACCOUNT)],
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet") => {
-            &[META, ("spec.template.metadata", OBJECT_META), ("spec.template.spec", POD_SPEC), ("status", CONDITIONS)]
-        }
-        _ => &[META],
-    }
+    rt.strategy.merge_tables()
 }
 
 /// The merge metadata of the list at `path` (dotted, from the object root), if it merges.

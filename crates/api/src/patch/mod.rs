@@ -9,7 +9,7 @@ use serde_json::Value;
 pub use strategic::strategic_merge_patch;
 
 /// kube-apiserver's limit on the operations of one JSON patch.
-pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+pub(crate) const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 
 /// Why a patch could not be applied, classified the way kube-apiserver's patch handler
 /// classifies it; [`PatchError::status_code`] gives the HTTP status it answers with.

@@ -24,7 +24,7 @@ use schema::{Message, Mode, T};
 use wire::{Reader, Wire, WireError};
 
 /// The prefix of every Kubernetes protobuf body.
-pub const MAGIC: &[u8] = b"k8s\0";
+pub(crate) const MAGIC: &[u8] = b"k8s\0";
 
 /// The media type of Kubernetes protobuf bodies.
 pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";

@@ -231,64 +231,12 @@ pub fn unescape_value(s: &str) -> Result<String, String> {
 /// registry computes them. Namespaced kinds always have `metadata.name` and `metadata.namespace`,
 /// cluster-scoped ones `metadata.name`.
 pub fn selectable_fields(rt: &ResourceType, obj: &Value) -> Vec<(String, String)> {
-    let s = |ptr: &str| obj.pointer(ptr).and_then(Value::as_str).unwrap_or("").to_string();
-    let b = |ptr: &str| obj.pointer(ptr).and_then(Value::as_bool).unwrap_or(false).to_string();
-    let mut out = vec![("metadata.name", s("/metadata/name"))];
+    let name = crate::json::pointer_str(obj, "/metadata/name").to_string();
+    let mut out = vec![("metadata.name", name)];
     if rt.namespaced {
-        out.push(("metadata.namespace", s("/metadata/namespace")));
+        out.push(("metadata.namespace", crate::json::pointer_str(obj, "/metadata/namespace").to_string()));
     }
-    match (rt.group, rt.kind) {
-        ("", "Pod") => {
-            let service_account = Some(s("/spec/serviceAccountName"))
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| s("/spec/serviceAccount"));
-            out.extend([
-                ("spec.nodeName", s("/spec/nodeName")),
-                ("spec.restartPolicy", s("/spec/restartPolicy")),
-                ("spec.schedulerName", s("/spec/schedulerName")),
-                ("spec.serviceAccountName", service_account),
-                ("spec.hostNetwork", b("/spec/hostNetwork")),
-                ("status.phase", s("/status/phase")),
-                ("status.podIP", pod_ip(obj).to_string()),
-                ("status.nominatedNodeName", s("/status/nominatedNodeName")),
-            ]);
-        }
-        ("", "Event") => {
-            let source =
-                Some(s("/source/component")).filter(|v| !v.is_empty()).unwrap_or_else(|| s("/reportingComponent"));
-            out.extend([
-                ("involvedObject.kind", s("/involvedObject/kind")),
-                ("involvedObject.namespace", s("/involvedObject/namespace")),
-                ("involvedObject.name", s("/involvedObject/name")),
-                ("involvedObject.uid", s("/involvedObject/uid")),
-                ("involvedObject.apiVersion", s("/involvedObject/apiVersion")),
-                ("involvedObject.resourceVersion", s("/involvedObject/resourceVersion")),
-                ("involvedObject.fieldPath", s("/involvedObject/fieldPath")),
-                ("reason", s("/reason")),
-                ("reportingComponent", s("/reportingComponent")),
-                ("source", source),
-                ("type", s("/type")),
-            ]);
-        }
-        ("", "Secret") => {
-            out.push(("type", Some(s("/type")).filter(|t| !t.is_empty()).unwrap_or_else(|| "Opaque".into())))
-        }
-        ("", "Node") => out.push(("spec.unschedulable", b("/spec/unschedulable"))),
-        ("", "Namespace") => {
-            let phase = Some(s("/status/phase")).filter(|p| !p.is_empty()).unwrap_or_else(|| "Active".into());
-            // "This is a bug, but we need to support it for backward compatibility."
-            out.extend([("status.phase", phase), ("name", s("/metadata/name"))]);
-        }
-        ("", "Service") => {
-            let type_ = Some(s("/spec/type")).filter(|t| !t.is_empty()).unwrap_or_else(|| "ClusterIP".into());
-            out.extend([("spec.clusterIP", s("/spec/clusterIP")), ("spec.type", type_)]);
-        }
-        ("apps", "ReplicaSet") => {
-            let replicas = obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
-            out.push(("status.replicas", replicas.to_string()));
-        }
-        _ => {}
-    }
+    out.extend(rt.strategy.selectable_fields(obj));
     out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
@@ -296,65 +244,30 @@ pub fn selectable_fields(rt: &ResourceType, obj: &Value) -> Vec<(String, String)
 pub(crate) fn pod_ip(pod: &Value) -> &str {
     match pod.pointer("/status/podIP").and_then(Value::as_str) {
         Some(ip) if !ip.is_empty() => ip,
-        _ => pod.pointer("/status/podIPs/0/ip").and_then(Value::as_str).unwrap_or(""),
+        _ => crate::json::pointer_str(pod, "/status/podIPs/0/ip"),
     }
 }
 
 /// Converts one field label the way the kind's registered conversion function does, returning
 /// the internal label or upstream's error text.
-pub fn convert_field_label(rt: &ResourceType, label: &str) -> Result<String, String> {
-    let allowed: &[&str] = match (rt.group, rt.kind) {
-        ("", "Pod") => {
-            if label == "spec.host" {
-                // For old v1 clients.
-                return Ok("spec.nodeName".to_string());
-            }
-            &[
-                "metadata.name",
-                "metadata.namespace",
-                "spec.nodeName",
-                "spec.restartPolicy",
-                "spec.schedulerName",
-                "spec.serviceAccountName",
-                "spec.hostNetwork",
-                "status.phase",
-                "status.podIP",
-                "status.podIPs",
-                "status.nominatedNodeName",
-            ]
-        }
-        ("", "Node") => &["metadata.name", "spec.unschedulable"],
-        ("", "Event") => &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-            "metadata.namespace",
-            "metadata.name",
-        ],
-        ("", "Namespace") => &["status.phase", "metadata.name"],
-        ("", "Secret") => &["type", "metadata.namespace", "metadata.name"],
-        ("", "Service") => &["metadata.namespace", "metadata.name", "spec.clusterIP", "spec.type"],
-        // Kinds without a registered function get runtime.DefaultMetaV1FieldSelectorConversion,
-        // apps/v1 ReplicaSet included (upstream issue 135136: status.replicas is rejected).
-        _ => {
-            return match label {
-                "metadata.name" | "metadata.namespace" => Ok(label.to_string()),
-                _ => Err(format!(
-                    "{} is not a known field selector: only \"metadata.name\", \"metadata.namespace\"",
-                    go_quote(label)
-                )),
-            };
-        }
-    };
+pub(crate) fn convert_field_label(rt: &ResourceType, label: &str) -> Result<String, String> {
+    rt.strategy.convert_field_label(label)
+}
+
+/// A registered conversion function that accepts exactly `allowed`.
+pub(crate) fn allow_field_labels(allowed: &[&str], label: &str) -> Result<String, String> {
     if allowed.contains(&label) { Ok(label.to_string()) } else { Err(format!("field label not supported: {label}")) }
+}
+
+/// runtime.DefaultMetaV1FieldSelectorConversion, for kinds without a registered function.
+pub(crate) fn default_field_label(label: &str) -> Result<String, String> {
+    match label {
+        "metadata.name" | "metadata.namespace" => Ok(label.to_string()),
+        _ => Err(format!(
+            "{} is not a known field selector: only \"metadata.name\", \"metadata.namespace\"",
+            go_quote(label)
+        )),
+    }
 }
 
 /// Applies [`convert_field_label`] to every term, as the list handler does before selecting.

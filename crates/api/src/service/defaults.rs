@@ -10,64 +10,19 @@ use serde_json::{Map, Value, json};
 use super::validation::validate_cluster_ips_related_fields;
 use super::{
     CLUSTER_IP, CLUSTER_IP_NONE, EXTERNAL_NAME, LOAD_BALANCER, NODE_PORT, PREFER_DUAL_STACK, REQUIRE_DUAL_STACK,
-    SINGLE_STACK, ServiceConfig, cluster_ips, externally_accessible, family_of, field, go_str_ptr, go_strings, int_of,
-    ip_families, ip_family_policy, is_ipv6, list, needs_cluster_ip, needs_health_check, needs_node_port, node_ports,
-    same_load_balancer_class, spec, str_of, svc_type,
+    SINGLE_STACK, ServiceConfig, cluster_ips, externally_accessible, family_of, go_str_ptr, go_strings, ip_families,
+    ip_family_policy, is_ipv6, needs_cluster_ip, needs_health_check, needs_node_port, node_ports,
+    same_load_balancer_class, svc_type,
 };
 use crate::field::{ErrorList, FieldError, Path};
+use crate::json::{field, int_of, is_nil, is_zero, items_mut, list, object_mut, set_str, set_strings, spec, str_of};
 
 /// core.DefaultClientIPServiceAffinitySeconds
 const DEFAULT_CLIENT_IP_AFFINITY_SECONDS: i64 = 10800;
 
-// ---- mutation helpers -----------------------------------------------------------------------
-
-fn is_unset(map: &Map<String, Value>, key: &str) -> bool {
-    map.get(key).is_none_or(Value::is_null)
-}
-
-/// Go's `if x == "" / 0`: absent, null, empty string or zero.
-fn is_zero(map: &Map<String, Value>, key: &str) -> bool {
-    match map.get(key) {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.is_empty(),
-        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
-        Some(_) => false,
-    }
-}
-
-/// The object at `key`, created when absent (a Go struct value field).
-fn object<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let slot = map.entry(key.to_string()).or_insert(Value::Null);
-    if !slot.is_object() {
-        *slot = Value::Object(Map::new());
-    }
-    slot.as_object_mut().expect("just made an object")
-}
-
 /// The `spec` of a Service, created when absent.
 fn spec_mut(svc: &mut Value) -> Option<&mut Map<String, Value>> {
-    svc.as_object_mut().map(|m| object(m, "spec"))
-}
-
-fn port_maps(spec: &mut Map<String, Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
-    spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut)
-}
-
-/// Sets a Go string value field; the empty string removes the key (`omitempty`).
-fn set_str(map: &mut Map<String, Value>, key: &str, value: &str) {
-    if value.is_empty() {
-        map.shift_remove(key);
-    } else {
-        map.insert(key.to_string(), json!(value));
-    }
-}
-
-/// Sets a Go `[]string` field; `None` removes the key.
-fn set_strings(map: &mut Map<String, Value>, key: &str, value: Option<Vec<&str>>) {
-    match value {
-        Some(items) => map.insert(key.to_string(), json!(items)),
-        None => map.shift_remove(key),
-    };
+    svc.as_object_mut().map(|m| object_mut(m, "spec"))
 }
 
 // ---- SetDefaults_Service --------------------------------------------------------------------
@@ -86,7 +41,7 @@ pub fn default_service(svc: &mut Value) {
 
 /// [`default_service`] on the object's map (for [`crate::defaults::apply`]).
 pub(crate) fn default_service_fields(obj: &mut Map<String, Value>) {
-    let spec = object(obj, "spec");
+    let spec = object_mut(obj, "spec");
     if is_zero(spec, "sessionAffinity") {
         spec.insert("sessionAffinity".into(), json!("None"));
     }
@@ -112,7 +67,7 @@ pub(crate) fn default_service_fields(obj: &mut Map<String, Value>) {
     if is_zero(spec, "type") {
         spec.insert("type".into(), json!(CLUSTER_IP));
     }
-    for port in port_maps(spec) {
+    for port in items_mut(spec, "ports") {
         if is_zero(port, "protocol") {
             port.insert("protocol".into(), json!("TCP"));
         }
@@ -128,13 +83,12 @@ pub(crate) fn default_service_fields(obj: &mut Map<String, Value>) {
     if accessible && is_zero(spec, "externalTrafficPolicy") {
         spec.insert("externalTrafficPolicy".into(), json!("Cluster"));
     }
-    if is_unset(spec, "internalTrafficPolicy")
-        && matches!(service_type.as_str(), NODE_PORT | LOAD_BALANCER | CLUSTER_IP)
+    if is_nil(spec, "internalTrafficPolicy") && matches!(service_type.as_str(), NODE_PORT | LOAD_BALANCER | CLUSTER_IP)
     {
         spec.insert("internalTrafficPolicy".into(), json!("Cluster"));
     }
     if service_type == LOAD_BALANCER {
-        if is_unset(spec, "allocateLoadBalancerNodePorts") {
+        if is_nil(spec, "allocateLoadBalancerNodePorts") {
             spec.insert("allocateLoadBalancerNodePorts".into(), json!(true));
         }
         let ingress = obj
@@ -143,7 +97,7 @@ pub(crate) fn default_service_fields(obj: &mut Map<String, Value>) {
             .and_then(|lb| lb.get_mut("ingress"))
             .and_then(Value::as_array_mut);
         for ing in ingress.into_iter().flatten().filter_map(Value::as_object_mut) {
-            if ing.get("ip").and_then(Value::as_str).is_some_and(|ip| !ip.is_empty()) && is_unset(ing, "ipMode") {
+            if ing.get("ip").and_then(Value::as_str).is_some_and(|ip| !ip.is_empty()) && is_nil(ing, "ipMode") {
                 ing.insert("ipMode".into(), json!("VIP"));
             }
         }
@@ -236,7 +190,7 @@ fn drop_type_dependent_fields(new: &mut Value, old: &Value) {
             s.shift_remove("ipFamilyPolicy");
         }
         if drop_node_ports {
-            for port in port_maps(s) {
+            for port in items_mut(s, "ports") {
                 port.shift_remove("nodePort");
             }
         }
@@ -254,7 +208,7 @@ fn drop_type_dependent_fields(new: &mut Value, old: &Value) {
         }
     }
     if clear_lb_status && let Some(obj) = new.as_object_mut() {
-        object(obj, "status").insert("loadBalancer".into(), json!({}));
+        object_mut(obj, "status").insert("loadBalancer".into(), json!({}));
     }
 }
 
@@ -302,7 +256,7 @@ pub fn normalize_cluster_ips(new: &mut Value, old: Option<&Value>) {
 /// patchAllocatedValues: an update that omits values the server allocated (cluster IPs, node
 /// ports matched by port name, the health-check node port) keeps them, so resubmitting the
 /// original manifest works.
-pub fn patch_allocated_values(new: &mut Value, old: &Value) {
+pub(crate) fn patch_allocated_values(new: &mut Value, old: &Value) {
     let both_ip = needs_cluster_ip(old) && needs_cluster_ip(new);
     let both_np = needs_node_port(old) && needs_node_port(new);
     let both_hc = needs_health_check(old) && needs_health_check(new);
@@ -328,7 +282,7 @@ pub fn patch_allocated_values(new: &mut Value, old: &Value) {
         let by_name = |name: &str| {
             old_ports.iter().rev().find(|p| str_of(p, "name") == name).map_or(0, |p| int_of(p, "nodePort"))
         };
-        for port in port_maps(s) {
+        for port in items_mut(s, "ports") {
             if port.get("nodePort").and_then(Value::as_i64).unwrap_or(0) == 0 {
                 let name = port.get("name").and_then(Value::as_str).unwrap_or("");
                 let old_value = by_name(name);

@@ -26,15 +26,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
+use crate::json::{int_of, list, ptr_str, spec, str_of, strings};
+
 pub(crate) use defaults::default_service_fields;
 pub use defaults::{
     default_ip_families, default_on_read, default_service, init_ip_family_fields, normalize_cluster_ips,
-    patch_allocated_values, prepare_for_create, prepare_for_status_update, prepare_for_update,
+    prepare_for_status_update,
 };
-pub(crate) use validation::non_special_ip;
-pub use validation::{
-    validate_cluster_ips_related_fields, validate_create, validate_kind, validate_status_update, validate_update,
-};
+pub(crate) use defaults::{patch_allocated_values, prepare_for_create, prepare_for_update};
+pub(crate) use validation::{non_special_ip, validate_kind};
+pub use validation::{validate_cluster_ips_related_fields, validate_create, validate_status_update, validate_update};
 
 /// An IP family a cluster serves Service IPs from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,50 +94,6 @@ const PREFER_DUAL_STACK: &str = "PreferDualStack";
 const REQUIRE_DUAL_STACK: &str = "RequireDualStack";
 const LOCAL: &str = "Local";
 
-// ---- JSON access ----------------------------------------------------------------------------
-//
-// A Go value field (string, int32) reads as its zero value when absent or null; a Go pointer
-// field is "set" when present and not null.
-
-static NULL: Value = Value::Null;
-
-fn spec(svc: &Value) -> &Value {
-    svc.get("spec").unwrap_or(&NULL)
-}
-
-fn meta(svc: &Value) -> &Value {
-    svc.get("metadata").unwrap_or(&NULL)
-}
-
-/// A set (non-null) field.
-fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.get(key).filter(|v| !v.is_null())
-}
-
-/// A Go string value field.
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// A Go `*string` field.
-fn ptr_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    field(v, key).map(|s| s.as_str().unwrap_or(""))
-}
-
-/// A Go integer value field.
-fn int_of(v: &Value, key: &str) -> i64 {
-    v.get(key).and_then(Value::as_i64).unwrap_or(0)
-}
-
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
-}
-
-/// A Go `[]string` field.
-fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
-    list(v, key).iter().map(|s| s.as_str().unwrap_or("")).collect()
-}
-
 fn svc_type(svc: &Value) -> &str {
     str_of(spec(svc), "type")
 }
@@ -164,17 +121,34 @@ fn externally_accessible(svc: &Value) -> bool {
     t == LOAD_BALANCER || t == NODE_PORT || (t == CLUSTER_IP && !list(spec(svc), "externalIPs").is_empty())
 }
 
-/// apiservice.NeedsHealthCheck (also the registry's needsHCNodePort).
-fn needs_health_check(svc: &Value) -> bool {
+/// apiservice.NeedsHealthCheck (also the registry's needsHCNodePort): a health-check node port.
+pub fn needs_health_check(svc: &Value) -> bool {
     svc_type(svc) == LOAD_BALANCER && str_of(spec(svc), "externalTrafficPolicy") == LOCAL
 }
 
-fn needs_cluster_ip(svc: &Value) -> bool {
+/// Whether a Service of its type has cluster IPs (all but ExternalName).
+pub fn needs_cluster_ip(svc: &Value) -> bool {
     svc_type(svc) != EXTERNAL_NAME
 }
 
-fn needs_node_port(svc: &Value) -> bool {
+/// Whether a Service of its type has node ports (NodePort and LoadBalancer).
+pub fn needs_node_port(svc: &Value) -> bool {
     matches!(svc_type(svc), NODE_PORT | LOAD_BALANCER)
+}
+
+/// Whether the allocators must find cluster IPs for a Service: it has them and is not headless.
+pub fn allocates_cluster_ips(svc: &Value) -> bool {
+    needs_cluster_ip(svc) && str_of(spec(svc), "clusterIP") != CLUSTER_IP_NONE
+}
+
+/// Whether ports without a `nodePort` are given one: NodePort Services, and LoadBalancers
+/// unless `allocateLoadBalancerNodePorts` is false.
+pub fn allocates_node_ports(svc: &Value) -> bool {
+    match svc_type(svc) {
+        NODE_PORT => true,
+        LOAD_BALANCER => spec(svc).get("allocateLoadBalancerNodePorts").and_then(Value::as_bool).unwrap_or(true),
+        _ => false,
+    }
 }
 
 /// The non-zero `nodePort`s of a Service's ports.

@@ -10,11 +10,12 @@ use serde_json::Value;
 use super::defaults::{normalize_cluster_ips, patch_allocated_values};
 use super::{
     CLUSTER_IP, CLUSTER_IP_NONE, EXTERNAL_NAME, IPV4, IPV6, LOAD_BALANCER, NODE_PORT, PREFER_DUAL_STACK,
-    REQUIRE_DUAL_STACK, SINGLE_STACK, cluster_ips, externally_accessible, field, go_families, go_str_ptr, go_strings,
-    int_of, ip_families, ip_family_policy, is_headless, is_ipv6, is_valid_cidr, list, meta, needs_health_check,
-    parse_ip_sloppy, ptr_str, quote, same_load_balancer_class, spec, str_of, svc_type,
+    REQUIRE_DUAL_STACK, SINGLE_STACK, cluster_ips, externally_accessible, go_families, go_str_ptr, go_strings,
+    ip_families, ip_family_policy, is_headless, is_ipv6, is_valid_cidr, needs_health_check, parse_ip_sloppy, quote,
+    same_load_balancer_class, svc_type,
 };
 use crate::field::{ErrorList, FieldError, Path};
+use crate::json::{field, int_of, list, metadata, ptr_str, spec, str_of};
 use crate::resources::{ResourceType, by_kind};
 use crate::validation::{
     is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value, is_valid_port_name,
@@ -51,7 +52,7 @@ fn spec_path() -> Path {
 /// ValidateServiceCreate (= ValidateService): object metadata (a DNS-1035 name) and the spec.
 /// Expects a defaulted Service whose `clusterIPs` were normalized ([`super::normalize_cluster_ips`]).
 pub fn validate_create(svc: &Value) -> ErrorList {
-    let mut errs = validate_object_meta(services(), meta(svc), &Path::new("metadata"));
+    let mut errs = validate_object_meta(services(), metadata(svc), &Path::new("metadata"));
     errs.extend(validate_service_body(svc));
     errs
 }
@@ -61,7 +62,7 @@ pub fn validate_create(svc: &Value) -> ErrorList {
 /// needs `ipFamilyPolicy: SingleStack`), `loadBalancerClass` immutability, `healthCheckNodePort`
 /// immutability, then everything ValidateService checks (metadata included, as upstream does).
 pub fn validate_update(new: &Value, old: &Value) -> ErrorList {
-    let mut errs = validate_object_meta_update(services(), meta(new), meta(old), &Path::new("metadata"));
+    let mut errs = validate_object_meta_update(services(), metadata(new), metadata(old), &Path::new("metadata"));
     errs.extend(update_rules(new, old));
     errs.extend(validate_create(new));
     errs
@@ -70,7 +71,7 @@ pub fn validate_update(new: &Value, old: &Value) -> ErrorList {
 /// ValidateServiceStatusUpdate: metadata update rules and `status.loadBalancer`
 /// (ValidateLoadBalancerStatus against the Service's own spec).
 pub fn validate_status_update(new: &Value, old: &Value) -> ErrorList {
-    let mut errs = validate_object_meta_update(services(), meta(new), meta(old), &Path::new("metadata"));
+    let mut errs = validate_object_meta_update(services(), metadata(new), metadata(old), &Path::new("metadata"));
     let lb = new.get("status").and_then(|s| s.get("loadBalancer")).unwrap_or(&Value::Null);
     errs.extend(validate_load_balancer_status(lb, &Path::new("status").child("loadBalancer"), svc_type(new)));
     errs
@@ -81,7 +82,7 @@ pub fn validate_status_update(new: &Value, old: &Value) -> ErrorList {
 /// [`validate_create`] / [`validate_update`] check. The object is checked as the registry sees
 /// it, i.e. after [`super::patch_allocated_values`] (update) and [`super::normalize_cluster_ips`],
 /// which are idempotent, so a `clusterIP` set without `clusterIPs` is not an error here.
-pub fn validate_kind(svc: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn validate_kind(svc: &Value, old: Option<&Value>) -> ErrorList {
     let mut svc = svc.clone();
     if let Some(old) = old {
         patch_allocated_values(&mut svc, old);
@@ -91,7 +92,7 @@ pub fn validate_kind(svc: &Value, old: Option<&Value>) -> ErrorList {
         None => validate_service_body(&svc),
         Some(old) => {
             let mut errs = update_rules(&svc, old);
-            errs.extend(validate_object_meta(services(), meta(&svc), &Path::new("metadata")));
+            errs.extend(validate_object_meta(services(), metadata(&svc), &Path::new("metadata")));
             errs.extend(validate_service_body(&svc));
             errs
         }
@@ -120,7 +121,7 @@ fn validate_service_body(svc: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     let spec = spec(svc);
     let sp = spec_path();
-    let annotations = meta(svc).get("annotations").and_then(Value::as_object);
+    let annotations = metadata(svc).get("annotations").and_then(Value::as_object);
     let annotation = |key: &str| annotations.and_then(|a| a.get(key)).map(|v| v.as_str().unwrap_or(""));
 
     if let (Some(mode), Some(hints)) =

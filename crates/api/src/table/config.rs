@@ -9,25 +9,25 @@ use serde_json::Value;
 
 use super::{AGE, Column, NAME, age, column, decode, docs, name};
 
-pub(super) const NAMESPACE: &[Column] = &[NAME, column("Status", "string", docs::NAMESPACE_STATUS), AGE];
+pub(crate) const NAMESPACE: &[Column] = &[NAME, column("Status", "string", docs::NAMESPACE_STATUS), AGE];
 
-pub(super) const SECRET: &[Column] =
+pub(crate) const SECRET: &[Column] =
     &[NAME, column("Type", "string", docs::SECRET_TYPE), column("Data", "string", docs::SECRET_DATA), AGE];
 
-pub(super) const CONFIG_MAP: &[Column] = &[NAME, column("Data", "string", docs::CONFIG_MAP_DATA), AGE];
+pub(crate) const CONFIG_MAP: &[Column] = &[NAME, column("Data", "string", docs::CONFIG_MAP_DATA), AGE];
 
-pub(super) const SERVICE_ACCOUNT: &[Column] = &[NAME, column("Secrets", "string", docs::SERVICE_ACCOUNT_SECRETS), AGE];
+pub(crate) const SERVICE_ACCOUNT: &[Column] = &[NAME, column("Secrets", "string", docs::SERVICE_ACCOUNT_SECRETS), AGE];
 
-pub(super) const LEASE: &[Column] = &[NAME, column("Holder", "string", docs::LEASE_HOLDER_IDENTITY), AGE];
+pub(crate) const LEASE: &[Column] = &[NAME, column("Holder", "string", docs::LEASE_HOLDER_IDENTITY), AGE];
 
-pub(super) fn namespace(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn namespace(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let ns: Namespace = decode(obj)?;
     // v1 defaulting gives every namespace a phase.
     let phase = ns.status.and_then(|s| s.phase).filter(|p| !p.is_empty()).unwrap_or_else(|| "Active".to_string());
     Some(vec![name(&ns.metadata), phase.into(), age(&ns.metadata, now)])
 }
 
-pub(super) fn secret(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn secret(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let secret: Secret = decode(obj)?;
     let type_ = secret.type_.filter(|t| !t.is_empty()).unwrap_or_else(|| "Opaque".to_string());
     // Conversion to the internal type merges stringData into data.
@@ -41,19 +41,19 @@ pub(super) fn secret(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     Some(vec![name(&secret.metadata), type_.into(), (keys.len() as i64).into(), age(&secret.metadata, now)])
 }
 
-pub(super) fn config_map(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn config_map(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let cm: ConfigMap = decode(obj)?;
     let n = cm.data.as_ref().map_or(0, |d| d.len()) + cm.binary_data.as_ref().map_or(0, |d| d.len());
     Some(vec![name(&cm.metadata), (n as i64).into(), age(&cm.metadata, now)])
 }
 
-pub(super) fn service_account(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn service_account(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let sa: ServiceAccount = decode(obj)?;
     let n = sa.secrets.as_ref().map_or(0, Vec::len);
     Some(vec![name(&sa.metadata), (n as i64).into(), age(&sa.metadata, now)])
 }
 
-pub(super) fn lease(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn lease(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let lease: Lease = decode(obj)?;
     let holder = lease.spec.and_then(|s| s.holder_identity).unwrap_or_default();
     Some(vec![name(&lease.metadata), holder.into(), age(&lease.metadata, now)])

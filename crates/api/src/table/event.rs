@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{Column, NAME, column, decode, docs, name, since, text, time, wide};
 
-pub(super) const COLUMNS: &[Column] = &[
+pub(crate) const COLUMNS: &[Column] = &[
     column("Last Seen", "string", docs::EVENT_LAST_TIMESTAMP),
     column("Type", "string", docs::EVENT_TYPE),
     column("Reason", "string", docs::EVENT_REASON),
@@ -19,7 +19,7 @@ pub(super) const COLUMNS: &[Column] = &[
     Column { priority: 1, ..NAME },
 ];
 
-pub(super) fn cells(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn cells(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let ev: Event = decode(obj)?;
     let micro = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime>| t.as_ref().map(|t| t.0);
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{AGE, Column, NAME, age, column, decode, docs, load_balancer_addresses, name, text};
 
-pub(super) const INGRESS: &[Column] = &[
+pub(crate) const INGRESS: &[Column] = &[
     NAME,
     column("Class", "string", docs::INGRESS_CLASS),
     column("Hosts", "string", docs::INGRESS_HOSTS),
@@ -15,14 +15,14 @@ pub(super) const INGRESS: &[Column] = &[
     AGE,
 ];
 
-pub(super) const INGRESS_CLASS: &[Column] = &[
+pub(crate) const INGRESS_CLASS: &[Column] = &[
     NAME,
     column("Controller", "string", docs::INGRESS_CLASS_CONTROLLER),
     column("Parameters", "string", docs::INGRESS_CLASS_PARAMETERS),
     AGE,
 ];
 
-pub(super) fn ingress(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn ingress(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let ing: Ingress = decode(obj)?;
     let spec = ing.spec.unwrap_or_default();
     let class = spec.ingress_class_name.as_deref().unwrap_or("<none>");
@@ -52,7 +52,7 @@ pub(super) fn ingress(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     Some(vec![name(&ing.metadata), class.into(), hosts.into(), address.into(), ports.into(), age(&ing.metadata, now)])
 }
 
-pub(super) fn ingress_class(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn ingress_class(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let class: IngressClass = decode(obj)?;
     let spec = class.spec.unwrap_or_default();
     let parameters = match &spec.parameters {

@@ -14,16 +14,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::json::pointer_str;
 use crate::resources::ResourceType;
 
-mod config;
+pub(crate) mod config;
 mod docs;
-mod event;
-mod ingress;
-mod node;
-mod pod;
-mod service;
-mod workloads;
+pub(crate) mod event;
+pub(crate) mod ingress;
+pub(crate) mod node;
+pub(crate) mod pod;
+pub(crate) mod service;
+pub(crate) mod workloads;
 
 /// One `metav1.TableColumnDefinition`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,26 +76,11 @@ const DEFAULT_COLUMNS: &[Column] = &[
 /// not decode as the kind).
 type Cells = fn(&Value, Timestamp) -> Option<Vec<Value>>;
 
-fn printer(rt: &ResourceType) -> Option<(&'static [Column], Cells)> {
-    Some(match (rt.group, rt.kind) {
-        ("", "Namespace") => (config::NAMESPACE, config::namespace),
-        ("", "Service") => (service::SERVICE, service::service),
-        ("", "Endpoints") => (service::ENDPOINTS, service::endpoints),
-        ("", "Pod") => (pod::COLUMNS, pod::cells),
-        ("", "Node") => (node::COLUMNS, node::cells),
-        ("", "Secret") => (config::SECRET, config::secret),
-        ("", "ConfigMap") => (config::CONFIG_MAP, config::config_map),
-        ("", "Event") => (event::COLUMNS, event::cells),
-        ("", "ServiceAccount") => (config::SERVICE_ACCOUNT, config::service_account),
-        ("apps", "Deployment") => (workloads::DEPLOYMENT, workloads::deployment),
-        ("apps", "ReplicaSet") => (workloads::REPLICA_SET, workloads::replica_set),
-        ("apps", "StatefulSet") => (workloads::STATEFUL_SET, workloads::stateful_set),
-        ("coordination.k8s.io", "Lease") => (config::LEASE, config::lease),
-        ("discovery.k8s.io", "EndpointSlice") => (service::ENDPOINT_SLICE, service::endpoint_slice),
-        ("networking.k8s.io", "Ingress") => (ingress::INGRESS, ingress::ingress),
-        ("networking.k8s.io", "IngressClass") => (ingress::INGRESS_CLASS, ingress::ingress_class),
-        _ => return None,
-    })
+/// A kind's printer: its column definitions and the function that fills a row.
+pub type Printer = (&'static [Column], Cells);
+
+fn printer(rt: &ResourceType) -> Option<Printer> {
+    rt.strategy.printer()
 }
 
 /// The kind's column definitions, exactly as kube-apiserver defines them.
@@ -105,7 +91,7 @@ pub fn columns(rt: &ResourceType) -> Vec<Column> {
 /// One row's cells for `obj` (stored wire JSON), with ages measured at `now`. Strings and
 /// numbers are what kube-apiserver puts in the row, one per column.
 pub fn cells(rt: &ResourceType, obj: &Value, now: Timestamp) -> Vec<Value> {
-    let name = || Value::from(obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""));
+    let name = || Value::from(pointer_str(obj, "/metadata/name"));
     match printer(rt) {
         Some((cols, fill)) => fill(obj, now).unwrap_or_else(|| {
             // Not decodable as the kind (cannot happen for stored objects): keep the row's shape.
@@ -116,28 +102,20 @@ pub fn cells(rt: &ResourceType, obj: &Value, now: Timestamp) -> Vec<Value> {
             row
         }),
         None => {
-            let created = obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
+            let created = pointer_str(obj, "/metadata/creationTimestamp");
             let created = created.parse::<Timestamp>().ok().unwrap_or(go_zero_time());
             vec![name(), Value::from(created.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())]
         }
     }
 }
 
-/// The row's `conditions`: pods that succeeded or failed are marked `Completed`.
+/// The row's `conditions` (pods that succeeded or failed are marked `Completed`).
 pub fn row_conditions(rt: &ResourceType, obj: &Value) -> Vec<Value> {
-    if (rt.group, rt.kind) != ("", "Pod") {
-        return Vec::new();
-    }
-    let (reason, message) = match obj.pointer("/status/phase").and_then(Value::as_str) {
-        Some("Succeeded") => ("Succeeded", "The pod has completed successfully."),
-        Some("Failed") => ("Failed", "The pod failed."),
-        _ => return Vec::new(),
-    };
-    vec![json!({"type": "Completed", "status": "True", "reason": reason, "message": message})]
+    rt.strategy.row_conditions(obj)
 }
 
 /// Kubernetes' `duration.HumanDuration`: about two significant units ("5s", "3m2s", "2d3h").
-pub fn human_duration(d: SignedDuration) -> String {
+pub(crate) fn human_duration(d: SignedDuration) -> String {
     // Go truncates toward zero; up to a second in the future still reads as now.
     let seconds = d.as_secs();
     if seconds < -1 {
@@ -267,7 +245,7 @@ pub(crate) mod tests {
     }
 
     /// A timestamp `secs` before [`now`], as wire JSON.
-    pub fn ago(secs: i64) -> String {
+    pub(crate) fn ago(secs: i64) -> String {
         (now() - SignedDuration::from_secs(secs)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 
@@ -348,6 +326,14 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_kinds_get_the_default_table() {
+        /// A kind with no rules of its own.
+        #[derive(Debug)]
+        struct Widget;
+        impl crate::Strategy for Widget {
+            fn normalize(&self, _: Value) -> Result<crate::strategy::Normalized, String> {
+                Err("untyped".into())
+            }
+        }
         let rt = ResourceType {
             group: "example.com",
             version: "v1",
@@ -359,6 +345,7 @@ pub(crate) mod tests {
             categories: &[],
             status: false,
             scale: false,
+            strategy: &Widget,
         };
         let cols = columns(&rt);
         assert_eq!(

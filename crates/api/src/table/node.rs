@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{AGE, Column, NAME, age, column, decode, docs, name, wide};
 
-pub(super) const COLUMNS: &[Column] = &[
+pub(crate) const COLUMNS: &[Column] = &[
     NAME,
     column("Status", "string", docs::NODE_STATUS),
     column("Roles", "string", docs::NODE_ROLES),
@@ -24,7 +24,7 @@ pub(super) const COLUMNS: &[Column] = &[
 const ROLE_LABEL_PREFIX: &str = "node-role.kubernetes.io/";
 const ROLE_LABEL: &str = "kubernetes.io/role";
 
-pub(super) fn cells(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn cells(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let node: Node = decode(obj)?;
     let status = node.status.unwrap_or_default();
     let conditions = status.conditions.unwrap_or_default();

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{AGE, Column, NAME, age, column, decode, docs, name, since, text, time, wide};
 
-pub(super) const COLUMNS: &[Column] = &[
+pub(crate) const COLUMNS: &[Column] = &[
     NAME,
     column("Ready", "string", docs::POD_READY),
     column("Status", "string", docs::POD_STATUS),
@@ -23,7 +23,7 @@ pub(super) const COLUMNS: &[Column] = &[
 /// `node.NodeUnreachablePodReason`.
 const NODE_LOST: &str = "NodeLost";
 
-pub(super) fn cells(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn cells(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let pod: Pod = decode(obj)?;
     let default_spec = PodSpec::default();
     let default_status = PodStatus::default();
@@ -183,6 +183,16 @@ fn condition_true(conditions: &[PodCondition], type_: &str) -> bool {
 /// Any condition of this type being true is enough (`hasPodReadyCondition`).
 fn condition_true_any(conditions: &[PodCondition], type_: &str) -> bool {
     conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// A pod that succeeded or failed is marked `Completed`.
+pub(crate) fn row_conditions(obj: &Value) -> Vec<Value> {
+    let (reason, message) = match obj.pointer("/status/phase").and_then(Value::as_str) {
+        Some("Succeeded") => ("Succeeded", "The pod has completed successfully."),
+        Some("Failed") => ("Failed", "The pod failed."),
+        _ => return Vec::new(),
+    };
+    vec![serde_json::json!({"type": "Completed", "status": "True", "reason": reason, "message": message})]
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::{
     load_balancer_addresses, name, text, wide,
 };
 
-pub(super) const SERVICE: &[Column] = &[
+pub(crate) const SERVICE: &[Column] = &[
     NAME,
     column("Type", "string", docs::SERVICE_TYPE),
     column("Cluster-IP", "string", docs::SERVICE_CLUSTER_IP),
@@ -20,9 +20,9 @@ pub(super) const SERVICE: &[Column] = &[
     wide("Selector", "string", docs::SERVICE_SELECTOR),
 ];
 
-pub(super) const ENDPOINTS: &[Column] = &[NAME, column("Endpoints", "string", docs::ENDPOINTS_SUBSETS), AGE];
+pub(crate) const ENDPOINTS: &[Column] = &[NAME, column("Endpoints", "string", docs::ENDPOINTS_SUBSETS), AGE];
 
-pub(super) const ENDPOINT_SLICE: &[Column] = &[
+pub(crate) const ENDPOINT_SLICE: &[Column] = &[
     NAME,
     column("AddressType", "string", docs::ENDPOINT_SLICE_ADDRESS_TYPE),
     column("Ports", "string", docs::ENDPOINT_SLICE_PORTS),
@@ -33,7 +33,7 @@ pub(super) const ENDPOINT_SLICE: &[Column] = &[
 /// At most this many endpoints are listed before "+ N more...".
 const MAX_LISTED: usize = 3;
 
-pub(super) fn service(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn service(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let svc: Service = decode(obj)?;
     let spec = svc.spec.unwrap_or_default();
     // v1 defaulting: a stored Service always has a type and port protocols.
@@ -91,7 +91,7 @@ pub(super) fn service(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
 }
 
 /// `formatEndpoints` with no port filter: `ip:port` for every ready address and port.
-pub(super) fn endpoints(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn endpoints(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let ep: Endpoints = decode(obj)?;
     let subsets = ep.subsets.unwrap_or_default();
     let listed = if subsets.is_empty() {
@@ -126,7 +126,7 @@ pub(super) fn endpoints(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     Some(vec![name(&ep.metadata), listed.into(), age(&ep.metadata, now)])
 }
 
-pub(super) fn endpoint_slice(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn endpoint_slice(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let slice: EndpointSlice = decode(obj)?;
     let ports: Vec<String> = slice
         .ports

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{AGE, CONTAINERS, Column, IMAGES, NAME, age, column, container_cells, decode, docs, name, wide};
 use crate::selector::label::Selector;
 
-pub(super) const REPLICA_SET: &[Column] = &[
+pub(crate) const REPLICA_SET: &[Column] = &[
     NAME,
     column("Desired", "integer", docs::REPLICA_SET_SPEC_REPLICAS),
     column("Current", "integer", docs::REPLICA_SET_STATUS_REPLICAS),
@@ -19,7 +19,7 @@ pub(super) const REPLICA_SET: &[Column] = &[
     wide("Selector", "string", docs::REPLICA_SET_SELECTOR),
 ];
 
-pub(super) const DEPLOYMENT: &[Column] = &[
+pub(crate) const DEPLOYMENT: &[Column] = &[
     NAME,
     column("Ready", "string", docs::READY_PODS),
     column("Up-to-date", "string", docs::DEPLOYMENT_UPDATED_REPLICAS),
@@ -30,7 +30,7 @@ pub(super) const DEPLOYMENT: &[Column] = &[
     wide("Selector", "string", docs::DEPLOYMENT_SELECTOR),
 ];
 
-pub(super) const STATEFUL_SET: &[Column] =
+pub(crate) const STATEFUL_SET: &[Column] =
     &[NAME, column("Ready", "string", docs::READY_PODS), AGE, CONTAINERS, IMAGES];
 
 /// `spec.replicas`, which apps/v1 defaulting sets to 1 when a client leaves it out.
@@ -42,7 +42,7 @@ fn containers(template: &PodTemplateSpec) -> (Value, Value) {
     container_cells(template.spec.as_ref().map_or(&[][..], |s| s.containers.as_slice()))
 }
 
-pub(super) fn replica_set(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn replica_set(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let rs: ReplicaSet = decode(obj)?;
     let spec = rs.spec.unwrap_or_default();
     let status = rs.status.unwrap_or_default();
@@ -65,7 +65,7 @@ pub(super) fn replica_set(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     ])
 }
 
-pub(super) fn deployment(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn deployment(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let d: Deployment = decode(obj)?;
     let spec = d.spec.unwrap_or_default();
     let status = d.status.unwrap_or_default();
@@ -84,7 +84,7 @@ pub(super) fn deployment(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     ])
 }
 
-pub(super) fn stateful_set(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
+pub(crate) fn stateful_set(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let sts: StatefulSet = decode(obj)?;
     let spec = sts.spec.unwrap_or_default();
     let status = sts.status.unwrap_or_default();

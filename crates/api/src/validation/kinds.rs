@@ -13,41 +13,14 @@ use super::names::{
     is_valid_port_num, is_wildcard_dns1123_subdomain,
 };
 use super::{
-    field, go_int_or_string, go_label_selector, go_pointer, go_string_map, immutable, int_field, list, map_field,
-    opt_str, quote, semantic_eq, str_field, validate_nonnegative,
+    go_int_or_string, go_label_selector, go_pointer, go_string_map, immutable, quote, semantic_eq, validate_nonnegative,
 };
 use crate::field::{ErrorList, ErrorType, FieldError, Path};
-use crate::resources::ResourceType;
+use crate::json::{child, field, list, object, opt_int, opt_str, spec, str_of};
 
 /// core.MaxSecretSize, also the ConfigMap limit.
 const MAX_SECRET_SIZE: usize = 1024 * 1024;
 const SUPPORTED_PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
-static NULL: Value = Value::Null;
-
-pub(super) fn validate_kind(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ErrorList {
-    match (rt.group, rt.kind) {
-        ("", "Pod") => pod(obj, old),
-        ("", "Service") => service(obj, old),
-        ("", "Namespace") if old.is_none() => namespace(obj),
-        ("", "Endpoints") => endpoints(obj),
-        ("", "Secret") => secret(obj, old),
-        ("", "ConfigMap") => config_map(obj, old),
-        ("", "Event") => event(obj),
-        ("apps", "Deployment") => deployment(obj, old),
-        ("apps", "ReplicaSet") => replica_set(obj, old),
-        ("apps", "StatefulSet") => stateful_set(obj, old),
-        ("coordination.k8s.io", "Lease") => lease(obj),
-        ("discovery.k8s.io", "EndpointSlice") => endpoint_slice(obj, old),
-        ("networking.k8s.io", "Ingress") => ingress(obj, old),
-        ("networking.k8s.io", "IngressClass") => ingress_class(obj, old),
-        // Node, ServiceAccount and Namespace updates: metadata only.
-        _ => ErrorList::new(),
-    }
-}
-
-fn spec(obj: &Value) -> &Value {
-    obj.get("spec").unwrap_or(&NULL)
-}
 
 fn not_supported_rendered(path: &Path, rendered: String, supported: &[&str]) -> FieldError {
     let list = supported.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
@@ -74,7 +47,7 @@ fn invalid_each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
 
 // ---- Pods and pod templates ----------------------------------------------------------------
 
-fn pod(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn pod(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let path = Path::new("spec");
     let mut errs = validate_pod_spec(spec, &path);
@@ -93,7 +66,7 @@ fn validate_pod_spec(spec: &Value, path: &Path) -> ErrorList {
     let vpath = path.child("volumes");
     for (i, vol) in list(spec, "volumes").iter().enumerate() {
         let name_path = vpath.index(i).child("name");
-        let name = str_field(vol, "name");
+        let name = str_of(vol, "name");
         let mut el = ErrorList::new();
         if name.is_empty() {
             el.push(FieldError::required(&name_path, ""));
@@ -119,7 +92,7 @@ fn validate_pod_spec(spec: &Value, path: &Path) -> ErrorList {
         for (i, c) in containers.iter().enumerate() {
             let p = cpath.index(i);
             errs.extend(validate_container_common(c, &volumes, &p));
-            let name = str_field(c, "name");
+            let name = str_of(c, "name");
             if names.contains(&name) {
                 errs.push(FieldError::duplicate(p.child("name"), quote(name)));
             } else {
@@ -135,7 +108,7 @@ fn validate_pod_spec(spec: &Value, path: &Path) -> ErrorList {
     for (i, c) in list(spec, "initContainers").iter().enumerate() {
         let p = ipath.index(i);
         errs.extend(validate_container_common(c, &volumes, &p));
-        let name = str_field(c, "name");
+        let name = str_of(c, "name");
         if names.contains(&name) {
             errs.push(FieldError::duplicate(p.child("name"), quote(name)));
         } else if !name.is_empty() {
@@ -163,13 +136,13 @@ fn validate_pod_spec(spec: &Value, path: &Path) -> ErrorList {
 /// validateContainerCommon, reduced.
 fn validate_container_common(c: &Value, volumes: &[&str], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let name = str_field(c, "name");
+    let name = str_of(c, "name");
     if name.is_empty() {
         errs.push(FieldError::required(path.child("name"), ""));
     } else {
         errs.extend(invalid_each(&path.child("name"), name, is_dns1123_label(name)));
     }
-    if str_field(c, "image").is_empty() {
+    if str_of(c, "image").is_empty() {
         errs.push(FieldError::required(path.child("image"), ""));
     }
     if let Some(policy) = opt_str(c, "terminationMessagePolicy")
@@ -186,7 +159,7 @@ fn validate_container_common(c: &Value, volumes: &[&str], path: &Path) -> ErrorL
     let mut port_names: Vec<&str> = Vec::new();
     for (i, port) in list(c, "ports").iter().enumerate() {
         let p = path.child("ports").index(i);
-        let port_name = str_field(port, "name");
+        let port_name = str_of(port, "name");
         if !port_name.is_empty() {
             let msgs = is_valid_port_name(port_name);
             if !msgs.is_empty() {
@@ -197,12 +170,12 @@ fn validate_container_common(c: &Value, volumes: &[&str], path: &Path) -> ErrorL
                 port_names.push(port_name);
             }
         }
-        match int_field(port, "containerPort").unwrap_or(0) {
+        match opt_int(port, "containerPort").unwrap_or(0) {
             0 => errs.push(FieldError::required(p.child("containerPort"), "")),
             n => errs
                 .extend(is_valid_port_num(n).into_iter().map(|m| FieldError::invalid(p.child("containerPort"), n, m))),
         }
-        let host_port = int_field(port, "hostPort").unwrap_or(0);
+        let host_port = opt_int(port, "hostPort").unwrap_or(0);
         if host_port != 0 {
             errs.extend(
                 is_valid_port_num(host_port)
@@ -220,7 +193,7 @@ fn validate_container_common(c: &Value, volumes: &[&str], path: &Path) -> ErrorL
     // ValidateEnv, with RelaxedEnvironmentVariableValidation (on by default since 1.32).
     for (i, env) in list(c, "env").iter().enumerate() {
         let p = path.child("env").index(i).child("name");
-        let env_name = str_field(env, "name");
+        let env_name = str_of(env, "name");
         if env_name.is_empty() {
             errs.push(FieldError::required(&p, ""));
         }
@@ -231,14 +204,14 @@ fn validate_container_common(c: &Value, volumes: &[&str], path: &Path) -> ErrorL
     let mut mount_points: Vec<&str> = Vec::new();
     for (i, mount) in list(c, "volumeMounts").iter().enumerate() {
         let p = path.child("volumeMounts").index(i);
-        let mount_name = str_field(mount, "name");
+        let mount_name = str_of(mount, "name");
         if mount_name.is_empty() {
             errs.push(FieldError::required(p.child("name"), ""));
         }
         if !volumes.contains(&mount_name) {
             errs.push(FieldError::not_found(p.child("name"), quote(mount_name)));
         }
-        let mount_path = str_field(mount, "mountPath");
+        let mount_path = str_of(mount, "mountPath");
         if mount_path.is_empty() {
             errs.push(FieldError::required(p.child("mountPath"), ""));
         }
@@ -263,10 +236,10 @@ fn validate_container_common(c: &Value, volumes: &[&str], path: &Path) -> ErrorL
 /// ValidatePodTemplateSpec, reduced: template labels and annotations (reported under
 /// `<path>.labels`, as upstream does) and the pod spec.
 fn validate_pod_template(template: &Value, path: &Path) -> ErrorList {
-    let meta = template.get("metadata").unwrap_or(&NULL);
+    let meta = child(template, "metadata");
     let spec = spec(template);
-    let mut errs = validate_labels(map_field(meta, "labels"), &path.child("labels"));
-    errs.extend(validate_annotations(map_field(meta, "annotations"), &path.child("annotations")));
+    let mut errs = validate_labels(object(meta, "labels"), &path.child("labels"));
+    errs.extend(validate_annotations(object(meta, "annotations"), &path.child("annotations")));
     errs.extend(validate_pod_spec(spec, &path.child("spec")));
     if !list(spec, "ephemeralContainers").is_empty() {
         errs.push(FieldError::forbidden(
@@ -313,7 +286,7 @@ fn label_selector_as_selector(sel: Option<&Value>) -> Result<Selector<'_>, ()> {
     let Some(sel) = sel else {
         return Ok(Selector::Nothing);
     };
-    let match_labels = map_field(sel, "matchLabels");
+    let match_labels = object(sel, "matchLabels");
     let expressions = list(sel, "matchExpressions");
     if match_labels.map_or(0, Map::len) + expressions.len() == 0 {
         return Ok(Selector::Everything);
@@ -330,9 +303,9 @@ fn label_selector_as_selector(sel: Option<&Value>) -> Result<Selector<'_>, ()> {
         reqs.push((k.as_str(), "Equals", values));
     }
     for expr in expressions {
-        let key = str_field(expr, "key");
+        let key = str_of(expr, "key");
         let values: Vec<&str> = list(expr, "values").iter().map(|v| v.as_str().unwrap_or("")).collect();
-        let op = str_field(expr, "operator");
+        let op = str_of(expr, "operator");
         let ok = match op {
             "In" | "NotIn" => !values.is_empty(),
             "Exists" | "DoesNotExist" => values.is_empty(),
@@ -348,11 +321,11 @@ fn label_selector_as_selector(sel: Option<&Value>) -> Result<Selector<'_>, ()> {
 
 /// ValidateLabelSelector (AllowInvalidLabelValueInSelector: false).
 fn validate_label_selector(sel: &Value, path: &Path) -> ErrorList {
-    let mut errs = validate_labels(map_field(sel, "matchLabels"), &path.child("matchLabels"));
+    let mut errs = validate_labels(object(sel, "matchLabels"), &path.child("matchLabels"));
     for (i, expr) in list(sel, "matchExpressions").iter().enumerate() {
         let p = path.child("matchExpressions").index(i);
         let values = list(expr, "values");
-        match str_field(expr, "operator") {
+        match str_of(expr, "operator") {
             "In" | "NotIn" if values.is_empty() => errs
                 .push(FieldError::required(p.child("values"), "must be specified when `operator` is 'In' or 'NotIn'")),
             "Exists" | "DoesNotExist" if !values.is_empty() => errs.push(FieldError::forbidden(
@@ -362,7 +335,7 @@ fn validate_label_selector(sel: &Value, path: &Path) -> ErrorList {
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
             op => errs.push(FieldError::invalid_str(p.child("operator"), op, "not a valid selector operator")),
         }
-        errs.extend(validate_label_name(str_field(expr, "key"), &p.child("key")));
+        errs.extend(validate_label_name(str_of(expr, "key"), &p.child("key")));
         for (j, v) in values.iter().enumerate() {
             let v = v.as_str().unwrap_or("");
             errs.extend(invalid_each(&p.child("values").index(j), v, is_valid_label_value(v)));
@@ -386,7 +359,7 @@ fn apps_selector<'a>(spec: &'a Value, path: &Path, kind_word: &str) -> (ErrorLis
         None => errs.push(FieldError::required(&sel_path, "")),
         Some(sel) => {
             errs.extend(validate_label_selector(sel, &sel_path));
-            if map_field(sel, "matchLabels").map_or(0, Map::len) + list(sel, "matchExpressions").len() == 0 {
+            if object(sel, "matchLabels").map_or(0, Map::len) + list(sel, "matchExpressions").len() == 0 {
                 errs.push(FieldError::invalid(
                     &sel_path,
                     go_label_selector(sel),
@@ -454,13 +427,13 @@ fn selector_immutable(obj: &Value, old: Option<&Value>) -> ErrorList {
 
 // ---- apps/v1 -------------------------------------------------------------------------------
 
-fn deployment(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn deployment(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
-    let mut errs = validate_nonnegative(int_field(spec, "replicas"), &p.child("replicas"));
+    let mut errs = validate_nonnegative(opt_int(spec, "replicas"), &p.child("replicas"));
     let (sel_errs, selector) = apps_selector(spec, &p, "deployment");
     errs.extend(sel_errs);
-    let template = spec.get("template").unwrap_or(&NULL);
+    let template = child(spec, "template");
     match selector {
         Err(()) => errs.push(FieldError::invalid(
             p.child("selector"),
@@ -469,11 +442,11 @@ fn deployment(obj: &Value, old: Option<&Value>) -> ErrorList {
         )),
         Ok(selector) => errs.extend(pod_template_for_replica_set(&selector, template, &p.child("template"))),
     }
-    errs.extend(deployment_strategy(spec.get("strategy").unwrap_or(&NULL), &p.child("strategy")));
-    let min_ready = int_field(spec, "minReadySeconds");
+    errs.extend(deployment_strategy(child(spec, "strategy"), &p.child("strategy")));
+    let min_ready = opt_int(spec, "minReadySeconds");
     errs.extend(validate_nonnegative(min_ready, &p.child("minReadySeconds")));
-    errs.extend(validate_nonnegative(int_field(spec, "revisionHistoryLimit"), &p.child("revisionHistoryLimit")));
-    if let Some(deadline) = int_field(spec, "progressDeadlineSeconds") {
+    errs.extend(validate_nonnegative(opt_int(spec, "revisionHistoryLimit"), &p.child("revisionHistoryLimit")));
+    if let Some(deadline) = opt_int(spec, "progressDeadlineSeconds") {
         let deadline_path = p.child("progressDeadlineSeconds");
         errs.extend(validate_nonnegative(Some(deadline), &deadline_path));
         if deadline <= min_ready.unwrap_or(0) {
@@ -554,11 +527,11 @@ fn not_more_than_100_percent(v: Option<&Value>, path: &Path) -> ErrorList {
     ErrorList::new()
 }
 
-fn replica_set(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn replica_set(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
-    let mut errs = validate_nonnegative(int_field(spec, "replicas"), &p.child("replicas"));
-    errs.extend(validate_nonnegative(int_field(spec, "minReadySeconds"), &p.child("minReadySeconds")));
+    let mut errs = validate_nonnegative(opt_int(spec, "replicas"), &p.child("replicas"));
+    errs.extend(validate_nonnegative(opt_int(spec, "minReadySeconds"), &p.child("minReadySeconds")));
     // Upstream's message says "deployment" for ReplicaSets too.
     let (sel_errs, selector) = apps_selector(spec, &p, "deployment");
     errs.extend(sel_errs);
@@ -568,17 +541,15 @@ fn replica_set(obj: &Value, old: Option<&Value>) -> ErrorList {
             render_selector(field(spec, "selector")),
             "invalid label selector",
         )),
-        Ok(selector) => errs.extend(pod_template_for_replica_set(
-            &selector,
-            spec.get("template").unwrap_or(&NULL),
-            &p.child("template"),
-        )),
+        Ok(selector) => {
+            errs.extend(pod_template_for_replica_set(&selector, child(spec, "template"), &p.child("template")))
+        }
     }
     errs.extend(selector_immutable(obj, old));
     errs
 }
 
-fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let mut errs = ErrorList::new();
@@ -593,7 +564,7 @@ fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
         )),
     }
 
-    let strategy = spec.get("updateStrategy").unwrap_or(&NULL);
+    let strategy = child(spec, "updateStrategy");
     let sp = p.child("updateStrategy");
     let rolling_update = field(strategy, "rollingUpdate");
     match opt_str(strategy, "type") {
@@ -605,7 +576,7 @@ fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
                     sp.child("rollingUpdate"),
                     format!(
                         "apps.RollingUpdateStatefulSetStrategy{{Partition:{}, MaxUnavailable:{}}}",
-                        int_field(ru, "partition").unwrap_or(0),
+                        opt_int(ru, "partition").unwrap_or(0),
                         go_pointer("intstr.IntOrString", ru.get("maxUnavailable"))
                     ),
                     "only allowed for updateStrategy 'RollingUpdate'",
@@ -615,7 +586,7 @@ fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
         Some("RollingUpdate") => {
             if let Some(ru) = rolling_update {
                 let rp = sp.child("rollingUpdate");
-                errs.extend(validate_nonnegative(int_field(ru, "partition"), &rp.child("partition")));
+                errs.extend(validate_nonnegative(opt_int(ru, "partition"), &rp.child("partition")));
                 if let Some(max_unavailable) = field(ru, "maxUnavailable") {
                     let mp = rp.child("maxUnavailable");
                     errs.extend(positive_int_or_percent(Some(max_unavailable), &mp));
@@ -640,31 +611,31 @@ fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
     if let Some(policy) = field(spec, "persistentVolumeClaimRetentionPolicy") {
         let pp = p.child("persistentVolumeClaimRetentionPolicy");
         for key in ["whenDeleted", "whenScaled"] {
-            let v = str_field(policy, key);
+            let v = str_of(policy, key);
             if !matches!(v, "Retain" | "Delete") {
                 errs.push(FieldError::not_supported(pp.child(key), v, &["Retain", "Delete"]));
             }
         }
     }
 
-    errs.extend(validate_nonnegative(int_field(spec, "replicas"), &p.child("replicas")));
-    errs.extend(validate_nonnegative(int_field(spec, "minReadySeconds"), &p.child("minReadySeconds")));
+    errs.extend(validate_nonnegative(opt_int(spec, "replicas"), &p.child("replicas")));
+    errs.extend(validate_nonnegative(opt_int(spec, "minReadySeconds"), &p.child("minReadySeconds")));
     if let Some(ordinals) = field(spec, "ordinals") {
-        errs.extend(validate_nonnegative(int_field(ordinals, "start"), &p.child("ordinals.start")));
+        errs.extend(validate_nonnegative(opt_int(ordinals, "start"), &p.child("ordinals.start")));
     }
 
     let (sel_errs, selector) = apps_selector(spec, &p, "statefulset");
     errs.extend(sel_errs);
-    let template = spec.get("template").unwrap_or(&NULL);
+    let template = child(spec, "template");
     let tp = p.child("template");
     match selector {
         Err(()) => errs.push(FieldError::invalid(p.child("selector"), render_selector(field(spec, "selector")), "")),
         Ok(selector) => {
             // ValidatePodTemplateSpecForStatefulSet: no pod spec validation upstream.
             errs.extend(selector_matches_template(&selector, template, &tp));
-            let meta = template.get("metadata").unwrap_or(&NULL);
-            errs.extend(validate_labels(map_field(meta, "labels"), &tp.child("labels")));
-            errs.extend(validate_annotations(map_field(meta, "annotations"), &tp.child("annotations")));
+            let meta = child(template, "metadata");
+            errs.extend(validate_labels(object(meta, "labels"), &tp.child("labels")));
+            errs.extend(validate_annotations(object(meta, "annotations"), &tp.child("annotations")));
         }
     }
     errs.extend(template_restrictions(template, &tp, "StatefulSet"));
@@ -695,12 +666,7 @@ fn stateful_set(obj: &Value, old: Option<&Value>) -> ErrorList {
 
 // ---- core/v1 -------------------------------------------------------------------------------
 
-/// ValidateService / ValidateServiceUpdate past the object metadata: see [`crate::service`].
-fn service(obj: &Value, old: Option<&Value>) -> ErrorList {
-    crate::service::validate_kind(obj, old)
-}
-
-fn namespace(obj: &Value) -> ErrorList {
+pub(crate) fn namespace(obj: &Value) -> ErrorList {
     let path = Path::new("spec").child("finalizers");
     let mut errs = ErrorList::new();
     for f in list(spec(obj), "finalizers") {
@@ -717,11 +683,11 @@ fn base64_len(s: &str) -> usize {
     s.len() * 3 / 4
 }
 
-fn secret(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn secret(obj: &Value, old: Option<&Value>) -> ErrorList {
     let mut errs = ErrorList::new();
-    let secret_type = str_field(obj, "type");
+    let secret_type = str_of(obj, "type");
     if let Some(old) = old {
-        let old_type = str_field(old, "type");
+        let old_type = str_of(old, "type");
         if secret_type != old_type {
             errs.push(immutable(&Path::new("type"), quote(secret_type)));
         }
@@ -731,10 +697,10 @@ fn secret(obj: &Value, old: Option<&Value>) -> ErrorList {
     // stringData is merged into data before upstream validates.
     let data_path = Path::new("data");
     let mut sizes: Vec<(&str, usize)> = Vec::new();
-    for (k, v) in map_field(obj, "data").into_iter().flatten() {
+    for (k, v) in object(obj, "data").into_iter().flatten() {
         sizes.push((k, base64_len(v.as_str().unwrap_or(""))));
     }
-    for (k, v) in map_field(obj, "stringData").into_iter().flatten() {
+    for (k, v) in object(obj, "stringData").into_iter().flatten() {
         let len = v.as_str().map_or(0, str::len);
         match sizes.iter_mut().find(|(key, _)| key == k) {
             Some(entry) => entry.1 = len,
@@ -754,7 +720,7 @@ fn secret(obj: &Value, old: Option<&Value>) -> ErrorList {
         "kubernetes.io/service-account-token" => {
             let name = obj
                 .get("metadata")
-                .and_then(|m| map_field(m, "annotations"))
+                .and_then(|m| object(m, "annotations"))
                 .and_then(|a| a.get("kubernetes.io/service-account.name"))
                 .and_then(Value::as_str)
                 .unwrap_or("");
@@ -804,13 +770,13 @@ fn immutable_data(obj: &Value, old: &Value, fields: &[&str]) -> ErrorList {
     errs
 }
 
-fn config_map(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn config_map(obj: &Value, old: Option<&Value>) -> ErrorList {
     let mut errs = ErrorList::new();
     if let Some(old) = old {
         errs.extend(immutable_data(obj, old, &["data", "binaryData"]));
     }
-    let data = map_field(obj, "data");
-    let binary = map_field(obj, "binaryData");
+    let data = object(obj, "data");
+    let binary = object(obj, "binaryData");
     let mut total = 0;
     for (k, v) in data.into_iter().flatten() {
         let p = Path::new("data").key(k);
@@ -831,7 +797,7 @@ fn config_map(obj: &Value, old: Option<&Value>) -> ErrorList {
     errs
 }
 
-fn endpoints(obj: &Value) -> ErrorList {
+pub(crate) fn endpoints(obj: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     let path = Path::new("subsets");
     for (i, subset) in list(obj, "subsets").iter().enumerate() {
@@ -856,7 +822,7 @@ fn endpoints(obj: &Value) -> ErrorList {
 
 fn endpoint_address(addr: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let ip = str_field(addr, "ip");
+    let ip = str_of(addr, "ip");
     let ip_path = path.child("ip");
     if ip.parse::<IpAddr>().is_err() {
         errs.push(FieldError::invalid_str(
@@ -865,7 +831,7 @@ fn endpoint_address(addr: &Value, path: &Path) -> ErrorList {
             "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
         ));
     }
-    let hostname = str_field(addr, "hostname");
+    let hostname = str_of(addr, "hostname");
     if !hostname.is_empty() {
         errs.extend(invalid_each(&path.child("hostname"), hostname, is_dns1123_label(hostname)));
     }
@@ -886,13 +852,13 @@ fn non_special_ip(ip: &str, path: &Path) -> ErrorList {
 
 fn endpoint_port(port: &Value, require_name: bool, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let name = str_field(port, "name");
+    let name = str_of(port, "name");
     if require_name && name.is_empty() {
         errs.push(FieldError::required(path.child("name"), ""));
     } else if !name.is_empty() {
         errs.extend(invalid_each(&path.child("name"), name, is_dns1123_label(name)));
     }
-    let number = int_field(port, "port").unwrap_or(0);
+    let number = opt_int(port, "port").unwrap_or(0);
     errs.extend(is_valid_port_num(number).into_iter().map(|m| FieldError::invalid(path.child("port"), number, m)));
     errs.extend(protocol(opt_str(port, "protocol"), &path.child("protocol")));
     if let Some(app) = opt_str(port, "appProtocol") {
@@ -912,10 +878,10 @@ fn protocol(protocol: Option<&str>, path: &Path) -> ErrorList {
 }
 
 /// legacyValidateEvent: all a core/v1 Event gets from its strategy.
-fn event(obj: &Value) -> ErrorList {
+pub(crate) fn event(obj: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
-    let namespace = obj.get("metadata").map_or("", |m| str_field(m, "namespace"));
-    let involved_ns = obj.get("involvedObject").map_or("", |o| str_field(o, "namespace"));
+    let namespace = obj.get("metadata").map_or("", |m| str_of(m, "namespace"));
+    let involved_ns = obj.get("involvedObject").map_or("", |o| str_of(o, "namespace"));
     let involved_path = Path::new("involvedObject").child("namespace");
     let mismatch = || FieldError::invalid_str(&involved_path, involved_ns, "does not match event.namespace");
     if field(obj, "eventTime").is_none() {
@@ -930,13 +896,13 @@ fn event(obj: &Value) -> ErrorList {
         if involved_ns.is_empty() && namespace != "default" && namespace != "kube-system" {
             errs.push(mismatch());
         }
-        let controller = str_field(obj, "reportingComponent");
+        let controller = str_of(obj, "reportingComponent");
         if controller.is_empty() {
             errs.push(FieldError::required("reportingController", ""));
         }
         errs.extend(invalid_each(&Path::new("reportingController"), controller, is_qualified_name(controller)));
         for (key, limit) in [("reportingInstance", 128), ("action", 128), ("reason", 128)] {
-            let v = str_field(obj, key);
+            let v = str_of(obj, key);
             if v.is_empty() {
                 errs.push(FieldError::required(key, ""));
             }
@@ -944,7 +910,7 @@ fn event(obj: &Value) -> ErrorList {
                 errs.push(FieldError::invalid_str(key, "", format!("can have at most {limit} characters")));
             }
         }
-        if str_field(obj, "message").len() > 1024 {
+        if str_of(obj, "message").len() > 1024 {
             errs.push(FieldError::invalid_str("message", "", "can have at most 1024 characters"));
         }
     }
@@ -954,16 +920,16 @@ fn event(obj: &Value) -> ErrorList {
 
 // ---- coordination, discovery, networking ---------------------------------------------------
 
-fn lease(obj: &Value) -> ErrorList {
+pub(crate) fn lease(obj: &Value) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let mut errs = ErrorList::new();
-    if let Some(n) = int_field(spec, "leaseDurationSeconds")
+    if let Some(n) = opt_int(spec, "leaseDurationSeconds")
         && n <= 0
     {
         errs.push(FieldError::invalid(p.child("leaseDurationSeconds"), n, "must be greater than 0"));
     }
-    if let Some(n) = int_field(spec, "leaseTransitions")
+    if let Some(n) = opt_int(spec, "leaseTransitions")
         && n < 0
     {
         errs.push(FieldError::invalid(p.child("leaseTransitions"), n, "must be greater than or equal to 0"));
@@ -971,9 +937,9 @@ fn lease(obj: &Value) -> ErrorList {
     errs
 }
 
-fn endpoint_slice(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn endpoint_slice(obj: &Value, old: Option<&Value>) -> ErrorList {
     let mut errs = ErrorList::new();
-    let address_type = str_field(obj, "addressType");
+    let address_type = str_of(obj, "addressType");
     let valid: &[&str] = if old.is_some() { &["FQDN", "IP", "IPv4", "IPv6"] } else { &["FQDN", "IPv4", "IPv6"] };
     if address_type.is_empty() {
         errs.push(FieldError::required("addressType", ""));
@@ -1036,7 +1002,7 @@ fn endpoint_slice(obj: &Value, old: Option<&Value>) -> ErrorList {
         let mut names: Vec<&str> = Vec::new();
         for (i, port) in ports.iter().enumerate() {
             let p = ppath.index(i);
-            let name = str_field(port, "name");
+            let name = str_of(port, "name");
             if !name.is_empty() {
                 errs.extend(invalid_each(&p.child("name"), name, is_dns1123_label(name)));
             }
@@ -1059,7 +1025,7 @@ fn endpoint_slice(obj: &Value, old: Option<&Value>) -> ErrorList {
     }
 
     if let Some(old) = old {
-        let old_type = str_field(old, "addressType");
+        let old_type = str_of(old, "addressType");
         if address_type != old_type {
             errs.push(immutable(&Path::new("addressType"), quote(address_type)));
         }
@@ -1093,7 +1059,7 @@ fn fully_qualified_domain_name(name: &str, path: &Path) -> ErrorList {
     ErrorList::new()
 }
 
-fn ingress(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn ingress(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let mut errs = ErrorList::new();
@@ -1109,7 +1075,7 @@ fn ingress(obj: &Value, old: Option<&Value>) -> ErrorList {
     }
     for (i, rule) in rules.iter().enumerate() {
         let rp = p.child("rules").index(i);
-        let host = str_field(rule, "host");
+        let host = str_of(rule, "host");
         if !host.is_empty() {
             if host.parse::<IpAddr>().is_ok() {
                 errs.push(FieldError::invalid_str(rp.child("host"), host, "must be a DNS name, not an IP address"));
@@ -1137,7 +1103,7 @@ fn ingress(obj: &Value, old: Option<&Value>) -> ErrorList {
                 if host.contains('*') { is_wildcard_dns1123_subdomain(host) } else { is_dns1123_subdomain(host) };
             errs.extend(invalid_each(&tp.child("hosts").index(j), host, msgs));
         }
-        let secret_name = str_field(tls, "secretName");
+        let secret_name = str_of(tls, "secretName");
         if !secret_name.is_empty() {
             errs.extend(invalid_each(&tp.child("secretName"), secret_name, is_dns1123_subdomain(secret_name)));
         }
@@ -1149,7 +1115,7 @@ fn ingress(obj: &Value, old: Option<&Value>) -> ErrorList {
         const ANNOTATION: &str = "kubernetes.io/ingress.class";
         let annotation = obj
             .get("metadata")
-            .and_then(|m| map_field(m, "annotations"))
+            .and_then(|m| object(m, "annotations"))
             .and_then(|a| a.get(ANNOTATION))
             .and_then(Value::as_str);
         if let (Some(annotation), Some(class)) = (annotation, opt_str(spec, "ingressClassName"))
@@ -1170,7 +1136,7 @@ fn ingress_path(path_rule: &Value, p: &Path) -> ErrorList {
     let Some(path_type) = opt_str(path_rule, "pathType") else {
         return vec![FieldError::required(p.child("pathType"), "pathType must be specified")];
     };
-    let path = str_field(path_rule, "path");
+    let path = str_of(path_rule, "path");
     let pp = p.child("path");
     match path_type {
         "Exact" | "Prefix" => {
@@ -1201,7 +1167,7 @@ fn ingress_path(path_rule: &Value, p: &Path) -> ErrorList {
             &["Exact", "ImplementationSpecific", "Prefix"],
         )),
     }
-    errs.extend(ingress_backend(path_rule.get("backend").unwrap_or(&NULL), &p.child("backend")));
+    errs.extend(ingress_backend(child(path_rule, "backend"), &p.child("backend")));
     errs
 }
 
@@ -1214,15 +1180,15 @@ fn ingress_backend(backend: &Value, p: &Path) -> ErrorList {
         (Some(resource), None) => errs.extend(typed_local_object_reference(resource, &p.child("resource"))),
         (None, Some(service)) => {
             let sp = p.child("service");
-            let name = str_field(service, "name");
+            let name = str_of(service, "name");
             if name.is_empty() {
                 errs.push(FieldError::required(sp.child("name"), ""));
             } else {
                 errs.extend(invalid_each(&sp.child("name"), name, is_dns1035_label(name)));
             }
-            let port = service.get("port").unwrap_or(&NULL);
-            let port_name = str_field(port, "name");
-            let port_number = int_field(port, "number").unwrap_or(0);
+            let port = child(service, "port");
+            let port_name = str_of(port, "name");
+            let port_number = opt_int(port, "number").unwrap_or(0);
             match (port_name.is_empty(), port_number == 0) {
                 (false, false) => errs.push(FieldError::invalid_str(p, "", "cannot set both port name & port number")),
                 (false, true) => {
@@ -1248,7 +1214,7 @@ fn typed_local_object_reference(r: &Value, p: &Path) -> ErrorList {
         errs.extend(invalid_each(&p.child("apiGroup"), group, is_dns1123_subdomain(group)));
     }
     for key in ["kind", "name"] {
-        let v = str_field(r, key);
+        let v = str_of(r, key);
         if v.is_empty() {
             errs.push(FieldError::required(p.child(key), ""));
         } else {
@@ -1258,14 +1224,14 @@ fn typed_local_object_reference(r: &Value, p: &Path) -> ErrorList {
     errs
 }
 
-fn ingress_class(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(crate) fn ingress_class(obj: &Value, old: Option<&Value>) -> ErrorList {
     let spec = spec(obj);
     let p = Path::new("spec");
     let cp = p.child("controller");
     let mut errs = ErrorList::new();
-    let controller = str_field(spec, "controller");
+    let controller = str_of(spec, "controller");
     if let Some(old) = old {
-        let old_controller = str_field(self::spec(old), "controller");
+        let old_controller = str_of(self::spec(old), "controller");
         if controller != old_controller {
             errs.push(immutable(&cp, quote(controller)));
         }

@@ -4,12 +4,13 @@
 use serde_json::Value;
 
 use super::names::{NameRule, is_dns1123_label, is_qualified_name, is_valid_label_value};
-use super::{field, go_string_slice, int_field, list, map_field, opt_str, quote, str_field};
+use super::{go_string_slice, quote};
 use crate::field::{ErrorList, FieldError, Path};
+use crate::json::{field, list, object, opt_int, opt_str, str_of};
 use crate::resources::ResourceType;
 
 /// TotalAnnotationSizeLimitB: 256 KiB of annotation keys and values together.
-pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+pub(crate) const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 
 const FINALIZER_ORPHAN_DEPENDENTS: &str = "orphan";
 const FINALIZER_DELETE_DEPENDENTS: &str = "foregroundDeletion";
@@ -19,29 +20,18 @@ const STANDARD_FINALIZERS: &[&str] = &["kubernetes", FINALIZER_ORPHAN_DEPENDENTS
 /// labels, Namespaces and StatefulSets DNS-1123 labels, core/v1 Events only need to be a valid
 /// path segment, and everything else served here is a DNS-1123 subdomain.
 pub fn name_rule(rt: &ResourceType) -> NameRule {
-    match (rt.group, rt.kind) {
-        ("", "Service") => NameRule::Dns1035Label,
-        ("", "Namespace") | ("apps", "StatefulSet") => NameRule::DnsLabel,
-        ("", "Event") => NameRule::PathSegment,
-        _ => NameRule::DnsSubdomain,
-    }
-}
-
-/// Whether the kind is validated by pkg/apis/core/validation.ValidateObjectMeta, which adds
-/// the "standard finalizer name or fully qualified" rule (Leases and core/v1 Events are not).
-fn checks_kube_finalizer_names(rt: &ResourceType) -> bool {
-    !matches!((rt.group, rt.kind), ("", "Event") | ("coordination.k8s.io", "Lease"))
+    rt.strategy.name_rule()
 }
 
 /// ValidateObjectMeta for a create: `meta` is the `metadata` object, `path` its field path
 /// (normally `metadata`). The name is required unless `generateName` is set; it must follow the
 /// kind's [`name_rule`]. Namespaced kinds require a namespace that is a DNS label; for
 /// cluster-scoped kinds a namespace is ignored (rest.BeforeCreate clears it before validating).
-pub fn validate_object_meta(rt: &ResourceType, meta: &Value, path: &Path) -> ErrorList {
+pub(crate) fn validate_object_meta(rt: &ResourceType, meta: &Value, path: &Path) -> ErrorList {
     let rule = name_rule(rt);
     let mut errs = ErrorList::new();
-    let name = str_field(meta, "name");
-    let generate_name = str_field(meta, "generateName");
+    let name = str_of(meta, "name");
+    let generate_name = str_of(meta, "generateName");
     if !generate_name.is_empty() {
         for msg in rule.check(generate_name, true) {
             errs.push(FieldError::invalid_str(path.child("generateName"), generate_name, msg));
@@ -58,7 +48,7 @@ pub fn validate_object_meta(rt: &ResourceType, meta: &Value, path: &Path) -> Err
     }
 
     if rt.namespaced {
-        let namespace = str_field(meta, "namespace");
+        let namespace = str_of(meta, "namespace");
         if namespace.is_empty() {
             errs.push(FieldError::required(path.child("namespace"), ""));
         } else {
@@ -67,7 +57,7 @@ pub fn validate_object_meta(rt: &ResourceType, meta: &Value, path: &Path) -> Err
             }
         }
     }
-    errs.extend(super::validate_nonnegative(int_field(meta, "generation"), &path.child("generation")));
+    errs.extend(super::validate_nonnegative(opt_int(meta, "generation"), &path.child("generation")));
     errs.extend(common(meta, path));
     errs.extend(kube_finalizer_names(rt, meta, path));
     errs
@@ -79,7 +69,7 @@ pub fn validate_object_meta(rt: &ResourceType, meta: &Value, path: &Path) -> Err
 /// rest.BeforeUpdate copies them from the stored object). Labels, annotations, owner references,
 /// finalizers and managed fields are validated as on create, and no finalizer may be added once
 /// the object is being deleted.
-pub fn validate_object_meta_update(rt: &ResourceType, new: &Value, old: &Value, path: &Path) -> ErrorList {
+pub(crate) fn validate_object_meta_update(rt: &ResourceType, new: &Value, old: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
 
     if field(old, "deletionTimestamp").is_some() {
@@ -100,16 +90,16 @@ pub fn validate_object_meta_update(rt: &ResourceType, new: &Value, old: &Value, 
         }
     }
 
-    let (new_name, old_name) = (str_field(new, "name"), str_field(old, "name"));
+    let (new_name, old_name) = (str_of(new, "name"), str_of(old, "name"));
     if new_name != old_name {
         errs.push(super::immutable(&path.child("name"), quote(new_name)));
     }
-    let (new_ns, old_ns) = (str_field(new, "namespace"), str_field(old, "namespace"));
+    let (new_ns, old_ns) = (str_of(new, "namespace"), str_of(old, "namespace"));
     if rt.namespaced && new_ns != old_ns {
         errs.push(super::immutable(&path.child("namespace"), quote(new_ns)));
     }
     if let Some(uid) = opt_str(new, "uid").filter(|u| !u.is_empty())
-        && uid != str_field(old, "uid")
+        && uid != str_of(old, "uid")
     {
         errs.push(super::immutable(&path.child("uid"), quote(uid)));
     }
@@ -134,8 +124,8 @@ pub fn validate_object_meta_update(rt: &ResourceType, new: &Value, old: &Value, 
 /// The part of ValidateObjectMeta shared by create and update.
 fn common(meta: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    errs.extend(validate_labels(map_field(meta, "labels"), &path.child("labels")));
-    errs.extend(validate_annotations(map_field(meta, "annotations"), &path.child("annotations")));
+    errs.extend(validate_labels(object(meta, "labels"), &path.child("labels")));
+    errs.extend(validate_annotations(object(meta, "annotations"), &path.child("annotations")));
     errs.extend(validate_owner_references(list(meta, "ownerReferences"), &path.child("ownerReferences")));
     errs.extend(validate_finalizers(meta.get("finalizers"), &path.child("finalizers")));
     errs.extend(validate_managed_fields(list(meta, "managedFields"), &path.child("managedFields")));
@@ -144,7 +134,7 @@ fn common(meta: &Value, path: &Path) -> ErrorList {
 
 /// ValidateLabels: each key a qualified name, each value a valid label value. Errors are
 /// reported on the map's path, not per key, as upstream does.
-pub fn validate_labels(labels: Option<&serde_json::Map<String, Value>>, path: &Path) -> ErrorList {
+pub(crate) fn validate_labels(labels: Option<&serde_json::Map<String, Value>>, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     for (k, v) in labels.into_iter().flatten() {
         errs.extend(validate_label_name(k, path));
@@ -163,7 +153,7 @@ pub(super) fn validate_label_name(name: &str, path: &Path) -> ErrorList {
 
 /// ValidateAnnotations: keys are qualified names (case-insensitively) and keys plus values may
 /// not exceed [`TOTAL_ANNOTATION_SIZE_LIMIT`] bytes.
-pub fn validate_annotations(annotations: Option<&serde_json::Map<String, Value>>, path: &Path) -> ErrorList {
+pub(crate) fn validate_annotations(annotations: Option<&serde_json::Map<String, Value>>, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut total = 0;
     for (k, v) in annotations.into_iter().flatten() {
@@ -183,10 +173,10 @@ fn validate_owner_references(refs: &[Value], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut first_controller: Option<String> = None;
     for r in refs {
-        let api_version = str_field(r, "apiVersion");
-        let kind = str_field(r, "kind");
-        let name = str_field(r, "name");
-        let uid = str_field(r, "uid");
+        let api_version = str_of(r, "apiVersion");
+        let kind = str_of(r, "kind");
+        let name = str_of(r, "name");
+        let uid = str_of(r, "uid");
         // schema.FromAPIVersionAndKind: an unparsable apiVersion leaves group and version empty.
         let (group, version) = parse_group_version(api_version).unwrap_or(("", ""));
         if version.is_empty() {
@@ -240,10 +230,10 @@ fn parse_group_version(gv: &str) -> Option<(&str, &str)> {
 fn go_owner_reference(r: &Value) -> String {
     format!(
         "v1.OwnerReference{{APIVersion:{}, Kind:{}, Name:{}, UID:{}, Controller:{}, BlockOwnerDeletion:{}}}",
-        quote(str_field(r, "apiVersion")),
-        quote(str_field(r, "kind")),
-        quote(str_field(r, "name")),
-        quote(str_field(r, "uid")),
+        quote(str_of(r, "apiVersion")),
+        quote(str_of(r, "kind")),
+        quote(str_of(r, "name")),
+        quote(str_of(r, "uid")),
         super::go_pointer("bool", r.get("controller")),
         super::go_pointer("bool", r.get("blockOwnerDeletion")),
     )
@@ -271,7 +261,7 @@ fn validate_finalizers(finalizers: Option<&Value>, path: &Path) -> ErrorList {
 
 /// validateKubeFinalizerName, applied per index by pkg/apis/core/validation.ValidateObjectMeta.
 fn kube_finalizer_names(rt: &ResourceType, meta: &Value, path: &Path) -> ErrorList {
-    if !checks_kube_finalizer_names(rt) {
+    if !rt.strategy.checks_kube_finalizer_names() {
         return ErrorList::new();
     }
     let mut errs = ErrorList::new();
@@ -299,18 +289,18 @@ fn validate_managed_fields(entries: &[Value], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     for (i, entry) in entries.iter().enumerate() {
         let p = path.index(i);
-        let operation = str_field(entry, "operation");
+        let operation = str_of(entry, "operation");
         if !matches!(operation, "Apply" | "Update") {
             errs.push(FieldError::invalid_str(p.child("operation"), operation, "must be `Apply` or `Update`"));
         }
-        let fields_type = str_field(entry, "fieldsType");
+        let fields_type = str_of(entry, "fieldsType");
         if !fields_type.is_empty() && fields_type != "FieldsV1" {
             errs.push(FieldError::invalid_str(p.child("fieldsType"), fields_type, "must be `FieldsV1`"));
         }
-        if str_field(entry, "manager").len() > 128 {
+        if str_of(entry, "manager").len() > 128 {
             errs.push(FieldError::too_long(p.child("manager"), 128));
         }
-        if str_field(entry, "subresource").len() > 256 {
+        if str_of(entry, "subresource").len() > 256 {
             errs.push(FieldError::too_long(p.child("subresource"), 256));
         }
     }

@@ -7,19 +7,22 @@
 //! defaulted ([`crate::defaults::apply`]) and, for cluster-scoped kinds, to have had
 //! `metadata.namespace` cleared, as rest.BeforeCreate does before validating.
 
-mod kinds;
+pub(crate) mod kinds;
 mod meta;
 pub mod names;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-pub use meta::{name_rule, validate_object_meta, validate_object_meta_update};
-pub use names::{
-    NameRule, is_config_map_key, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
-    is_valid_label_value, is_valid_port_name, is_valid_port_num,
+pub use meta::name_rule;
+pub(crate) use meta::{validate_object_meta, validate_object_meta_update};
+pub use names::NameRule;
+pub(crate) use names::{
+    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value, is_valid_port_name,
+    is_valid_port_num,
 };
 
 use crate::field::{ErrorList, FieldError, Path};
+use crate::json::{metadata, str_of};
 use crate::resources::ResourceType;
 
 /// Validates an object on create (`old` is `None`) or update (`old` is the stored object).
@@ -31,14 +34,14 @@ use crate::resources::ResourceType;
 /// metadata checks kube-apiserver runs for every kind.
 pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ErrorList {
     let meta_path = Path::new("metadata");
-    let meta = obj.get("metadata").unwrap_or(&Value::Null);
-    let is_event = rt.group.is_empty() && rt.kind == "Event";
+    let meta = metadata(obj);
+    let is_event = rt.strategy.validates_meta_after_kind();
     let mut errs = match old {
         None if is_event => ErrorList::new(),
         None => validate_object_meta(rt, meta, &meta_path),
-        Some(old) => validate_object_meta_update(rt, meta, old.get("metadata").unwrap_or(&Value::Null), &meta_path),
+        Some(old) => validate_object_meta_update(rt, meta, metadata(old), &meta_path),
     };
-    errs.extend(kinds::validate_kind(rt, obj, old));
+    errs.extend(rt.strategy.validate(obj, old));
     // rest.BeforeCreate runs the generic object-meta validation only once the strategy passed.
     if is_event && old.is_none() && errs.is_empty() {
         errs = validate_object_meta(rt, meta, &meta_path);
@@ -46,32 +49,7 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ErrorLis
     errs
 }
 
-// ---- JSON access ---------------------------------------------------------------------------
-
-/// A field of an object, treating JSON `null` as absent.
-fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.get(key).filter(|v| !v.is_null())
-}
-
-fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-fn int_field(v: &Value, key: &str) -> Option<i64> {
-    v.get(key).and_then(Value::as_i64)
-}
-
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
-}
-
-fn map_field<'a>(v: &'a Value, key: &str) -> Option<&'a Map<String, Value>> {
-    v.get(key).and_then(Value::as_object)
-}
+// ---- JSON comparison ----------------------------------------------------------------------
 
 /// Semantic equality as apiequality.Semantic.DeepEqual sees wire JSON: absent, `null`, empty
 /// maps and empty lists are all the zero value.
@@ -144,8 +122,8 @@ fn go_label_selector(v: &Value) -> String {
                 .map(|e| {
                     format!(
                         "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{}}}",
-                        quote(str_field(e, "key")),
-                        quote(str_field(e, "operator")),
+                        quote(str_of(e, "key")),
+                        quote(str_of(e, "operator")),
                         go_string_slice(e.get("values"))
                     )
                 })

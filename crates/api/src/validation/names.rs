@@ -4,11 +4,11 @@
 //! messages quote the same expressions.
 
 /// Longest DNS-1123 label (and DNS-1035 label, qualified-name part, label value).
-pub const DNS1123_LABEL_MAX_LENGTH: usize = 63;
+pub(crate) const DNS1123_LABEL_MAX_LENGTH: usize = 63;
 /// Longest DNS-1123 subdomain.
-pub const DNS1123_SUBDOMAIN_MAX_LENGTH: usize = 253;
-pub const DNS1035_LABEL_MAX_LENGTH: usize = 63;
-pub const LABEL_VALUE_MAX_LENGTH: usize = 63;
+pub(crate) const DNS1123_SUBDOMAIN_MAX_LENGTH: usize = 253;
+pub(crate) const DNS1035_LABEL_MAX_LENGTH: usize = 63;
+pub(crate) const LABEL_VALUE_MAX_LENGTH: usize = 63;
 const QUALIFIED_NAME_MAX_LENGTH: usize = 63;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
@@ -31,22 +31,22 @@ const PERCENT_ERR_MSG: &str = "a valid percent string must be a numeric string f
 const HTTP_PATH_FMT: &str = "[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+";
 
 /// `must be no more than N characters`
-pub fn max_len_error(length: usize) -> String {
+pub(crate) fn max_len_error(length: usize) -> String {
     format!("must be no more than {length} characters")
 }
 
 /// `must be non-empty`
-pub fn empty_error() -> &'static str {
+pub(crate) fn empty_error() -> &'static str {
     "must be non-empty"
 }
 
 /// `must be between LO and HI, inclusive`
-pub fn inclusive_range_error(lo: i64, hi: i64) -> String {
+pub(crate) fn inclusive_range_error(lo: i64, hi: i64) -> String {
     format!("must be between {lo} and {hi}, inclusive")
 }
 
 /// Explains a failed pattern match the way `validation.RegexError` does, examples included.
-pub fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
+pub(crate) fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
     if examples.is_empty() {
         return format!("{msg} (regex used for validation is '{fmt}')");
     }
@@ -110,7 +110,7 @@ fn matches_qualified_name(s: &str) -> bool {
 }
 
 /// IsDNS1123Label: a DNS label as in RFC 1123 (what namespaces, container and port names are).
-pub fn is_dns1123_label(value: &str) -> Vec<String> {
+pub(crate) fn is_dns1123_label(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > DNS1123_LABEL_MAX_LENGTH {
         errs.push(max_len_error(DNS1123_LABEL_MAX_LENGTH));
@@ -127,7 +127,7 @@ pub fn is_dns1123_label(value: &str) -> Vec<String> {
 }
 
 /// IsDNS1123Subdomain: what most object names must be.
-pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
+pub(crate) fn is_dns1123_subdomain(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
@@ -139,7 +139,7 @@ pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
 }
 
 /// IsDNS1035Label: what Service names must be.
-pub fn is_dns1035_label(value: &str) -> Vec<String> {
+pub(crate) fn is_dns1035_label(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > DNS1035_LABEL_MAX_LENGTH {
         errs.push(max_len_error(DNS1035_LABEL_MAX_LENGTH));
@@ -151,7 +151,7 @@ pub fn is_dns1035_label(value: &str) -> Vec<String> {
 }
 
 /// IsWildcardDNS1123Subdomain: `*.` followed by a DNS subdomain (Ingress hosts).
-pub fn is_wildcard_dns1123_subdomain(value: &str) -> Vec<String> {
+pub(crate) fn is_wildcard_dns1123_subdomain(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
@@ -165,7 +165,7 @@ pub fn is_wildcard_dns1123_subdomain(value: &str) -> Vec<String> {
 
 /// IsQualifiedName: an optional DNS-subdomain prefix and `/`, then a name of at most 63
 /// characters (label keys, annotation keys, finalizers).
-pub fn is_qualified_name(value: &str) -> Vec<String> {
+pub(crate) fn is_qualified_name(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let parts: Vec<&str> = value.split('/').collect();
     let name = match parts.as_slice() {
@@ -201,7 +201,7 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
 }
 
 /// IsValidLabelValue: empty, or a qualified-name-like string of at most 63 characters.
-pub fn is_valid_label_value(value: &str) -> Vec<String> {
+pub(crate) fn is_valid_label_value(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > LABEL_VALUE_MAX_LENGTH {
         errs.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
@@ -213,7 +213,7 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
 }
 
 /// IsConfigMapKey: keys of ConfigMap and Secret data.
-pub fn is_config_map_key(value: &str) -> Vec<String> {
+pub(crate) fn is_config_map_key(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
@@ -234,12 +234,12 @@ pub fn is_config_map_key(value: &str) -> Vec<String> {
 }
 
 /// IsValidPortNum: 1 to 65535.
-pub fn is_valid_port_num(port: i64) -> Vec<String> {
+pub(crate) fn is_valid_port_num(port: i64) -> Vec<String> {
     if (1..=65535).contains(&port) { Vec::new() } else { vec![inclusive_range_error(1, 65535)] }
 }
 
 /// IsValidPortName: an IANA service name (at most 15 characters, a letter, no double hyphens).
-pub fn is_valid_port_name(port: &str) -> Vec<String> {
+pub(crate) fn is_valid_port_name(port: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if port.len() > 15 {
         errs.push(max_len_error(15));
@@ -260,13 +260,13 @@ pub fn is_valid_port_name(port: &str) -> Vec<String> {
 }
 
 /// IsValidPercent: digits followed by `%`.
-pub fn is_valid_percent(percent: &str) -> Vec<String> {
+pub(crate) fn is_valid_percent(percent: &str) -> Vec<String> {
     let ok = percent.strip_suffix('%').is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()));
     if ok { Vec::new() } else { vec![regex_error(PERCENT_ERR_MSG, PERCENT_FMT, &["1%", "93%"])] }
 }
 
 /// IsRelaxedEnvVarName: printable ASCII other than `=` (RelaxedEnvironmentVariableValidation, on by default).
-pub fn is_relaxed_env_var_name(value: &str) -> Vec<String> {
+pub(crate) fn is_relaxed_env_var_name(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.is_empty() {
         errs.push(format!("environment variable name {}", empty_error()));
@@ -282,7 +282,7 @@ pub fn is_relaxed_env_var_name(value: &str) -> Vec<String> {
 
 /// IsValidPathSegmentName: what every object name must at least be (used for kinds without a
 /// stricter rule, such as core/v1 Events).
-pub fn is_valid_path_segment_name(name: &str) -> Vec<String> {
+pub(crate) fn is_valid_path_segment_name(name: &str) -> Vec<String> {
     for illegal in [".", ".."] {
         if name == illegal {
             return vec![format!("may not be '{illegal}'")];
@@ -292,7 +292,7 @@ pub fn is_valid_path_segment_name(name: &str) -> Vec<String> {
 }
 
 /// IsValidPathSegmentPrefix: the `generateName` form of [`is_valid_path_segment_name`].
-pub fn is_valid_path_segment_prefix(name: &str) -> Vec<String> {
+pub(crate) fn is_valid_path_segment_prefix(name: &str) -> Vec<String> {
     ["/", "%"].iter().filter(|c| name.contains(*c)).map(|c| format!("may not contain '{c}'")).collect()
 }
 

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 /// Most host bits a service CIDR may have: kube-apiserver rejects a larger
 /// `--service-cluster-ip-range` (a /12 for IPv4, a /108 for IPv6, 2^20 addresses).
-pub const MAX_HOST_BITS: u8 = 20;
+pub(crate) const MAX_HOST_BITS: u8 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpFamily {

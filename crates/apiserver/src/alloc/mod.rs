@@ -92,7 +92,7 @@ impl AllocStats {
 
 /// The `scope` label of the allocation counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     Static,
     Dynamic,
 }
@@ -110,20 +110,6 @@ impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Metric names (`ipallocator/metrics.go`, `portallocator/metrics.go`). The ClusterIP gauges
-/// carry a `cidr` label and its counters `cidr` and `scope`; the NodePort gauges carry no
-/// label and its counters `scope`.
-pub mod metric_names {
-    pub const CLUSTERIP_ALLOCATED: &str = "kube_apiserver_clusterip_allocator_allocated_ips";
-    pub const CLUSTERIP_AVAILABLE: &str = "kube_apiserver_clusterip_allocator_available_ips";
-    pub const CLUSTERIP_ALLOCATIONS: &str = "kube_apiserver_clusterip_allocator_allocation_total";
-    pub const CLUSTERIP_ERRORS: &str = "kube_apiserver_clusterip_allocator_allocation_errors_total";
-    pub const NODEPORT_ALLOCATED: &str = "kube_apiserver_nodeport_allocator_allocated_ports";
-    pub const NODEPORT_AVAILABLE: &str = "kube_apiserver_nodeport_allocator_available_ports";
-    pub const NODEPORT_ALLOCATIONS: &str = "kube_apiserver_nodeport_allocator_allocation_total";
-    pub const NODEPORT_ERRORS: &str = "kube_apiserver_nodeport_allocator_allocation_errors_total";
 }
 
 /// A random generator for an allocator: seeded from the OS, or from `seed` for reproducible

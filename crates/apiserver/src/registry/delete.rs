@@ -124,8 +124,8 @@ impl Registry {
                 _ => {}
             }
             let grace = self.grace_period(rt, &obj, opts).await;
-            let namespace_kind = rt.kind == "Namespace" && rt.group.is_empty();
-            if finalizers.is_empty() && grace == 0 && !namespace_kind {
+            let by_controller = rt.strategy.deleted_by_controller();
+            if finalizers.is_empty() && grace == 0 && !by_controller {
                 if opts.dry_run {
                     return Ok(DeleteOutcome::Deleted(obj));
                 }
@@ -152,9 +152,7 @@ impl Registry {
                 m.insert("deletionTimestamp".into(), json!(object::timestamp_rfc3339(at)));
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             }
-            if namespace_kind {
-                obj["status"]["phase"] = json!("Terminating");
-            }
+            rt.strategy.prepare_for_delete(&mut obj);
             if obj == before {
                 return Ok(DeleteOutcome::Pending(obj));
             }
@@ -178,28 +176,15 @@ impl Registry {
         Err(conflict(rt, name, MODIFIED))
     }
 
-    /// Pods bound to an existing node are deleted gracefully (the node agent finishes the
-    /// deletion); everything else is deleted at once.
+    /// The kind's grace period (Pods bound to a node that exists are finished by the node
+    /// agent); 0 deletes at once.
     async fn grace_period(&self, rt: &ResourceType, obj: &Value, opts: &DeleteOptions) -> i64 {
-        if !(rt.kind == "Pod" && rt.group.is_empty()) {
-            return 0;
-        }
-        let requested = opts.grace_period_seconds.unwrap_or_else(|| {
-            obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30)
-        });
-        if requested <= 0 {
-            return 0;
-        }
-        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
-        if matches!(phase, "Failed" | "Succeeded") {
-            return 0;
-        }
-        let Some(node) = obj.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+        let Some((grace, node)) = rt.strategy.graceful_deletion(obj, opts.grace_period_seconds) else {
             return 0;
         };
         let nodes = api::resources::lookup("", "v1", "nodes").expect("nodes are served");
         match self.store().get(&nodes.key(None, node)).await {
-            Ok(Some(_)) => requested,
+            Ok(Some(_)) => grace,
             _ => 0,
         }
     }

@@ -99,7 +99,6 @@ pub struct RawPage {
     pub items: Vec<Vec<u8>>,
     pub revision: u64,
     pub continue_token: Option<String>,
-    pub remaining: Option<u64>,
 }
 
 impl Registry {
@@ -131,7 +130,7 @@ impl Registry {
         let continue_token = (page.more && opts.limit > 0)
             .then(|| page.items.last().map(|kv| encode_continue(page.revision, &kv.key[prefix.len()..])))
             .flatten();
-        Ok(RawPage { items, revision: page.revision, continue_token, remaining: None })
+        Ok(RawPage { items, revision: page.revision, continue_token })
     }
 }
 

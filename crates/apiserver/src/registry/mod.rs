@@ -9,8 +9,8 @@ mod scale;
 mod write;
 
 pub use delete::{DeleteOptions, DeleteOutcome, Propagation, parse_propagation};
-pub use list::{ListOptions, ListPage, RawPage};
-pub use write::{FieldValidation, PatchType, WriteOptions, Written};
+pub use list::{ListOptions, RawPage};
+pub use write::{FieldValidation, PatchType, WriteOptions};
 
 use crate::error::{ApiError, ApiResult};
 use crate::object;
@@ -35,7 +35,7 @@ impl Subresource {
             None => Some(Subresource::Main),
             Some("status") if rt.status => Some(Subresource::Status),
             Some("scale") if rt.scale => Some(Subresource::Scale),
-            Some("finalize") if rt.kind == "Namespace" && rt.group.is_empty() => Some(Subresource::Finalize),
+            Some("finalize") if rt.strategy.serves_finalize() => Some(Subresource::Finalize),
             _ => None,
         }
     }
@@ -58,9 +58,9 @@ impl Registry {
         self
     }
 
-    /// The allocators, when `rt` is the Service resource.
+    /// The allocators, when `rt`'s strategy takes addresses from them (Services).
     pub(crate) fn service_allocators(&self, rt: &ResourceType) -> Option<&Arc<ServiceAllocators>> {
-        if rt.group.is_empty() && rt.kind == "Service" { self.services.as_ref() } else { None }
+        if rt.strategy.allocates_service_addresses() { self.services.as_ref() } else { None }
     }
 
     pub fn store(&self) -> &Store {

@@ -5,6 +5,7 @@ use super::{MODIFIED, Registry, Subresource, conflict, decode};
 use crate::error::{ApiError, ApiResult};
 use crate::object;
 use api::ResourceType;
+use api::json;
 use serde_json::{Value, json};
 
 impl Registry {
@@ -82,7 +83,7 @@ impl Registry {
 
 /// The Scale view of a workload.
 pub fn scale_of(obj: &Value) -> Value {
-    let m = object::meta(obj);
+    let m = api::json::metadata(obj);
     let mut metadata = json!({});
     for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
         if let Some(v) = m.get(f) {
@@ -112,14 +113,14 @@ pub fn selector_string(sel: &Value) -> String {
     }
     if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
         for e in exprs {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+            let key = json::str_of(e, "key");
             let mut values: Vec<&str> = e
                 .get("values")
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             values.sort();
-            let s = match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
+            let s = match json::str_of(e, "operator") {
                 "In" => format!("{key} in ({})", values.join(",")),
                 "NotIn" => format!("{key} notin ({})", values.join(",")),
                 "Exists" => key.to_string(),

@@ -67,14 +67,6 @@ pub struct Written {
     pub created: bool,
 }
 
-/// Kinds whose metadata.generation tracks spec changes.
-fn tracks_generation(rt: &ResourceType) -> bool {
-    matches!(
-        (rt.group, rt.kind),
-        ("apps", _) | ("networking.k8s.io", "Ingress") | ("networking.k8s.io", "IngressClass")
-    )
-}
-
 impl Registry {
     pub async fn create(
         &self,
@@ -93,9 +85,7 @@ impl Registry {
         }
         let (mut obj, warnings) = decode_typed(rt, obj, opts.field_validation)?;
         let name = object::name(&obj).unwrap_or_default().to_string();
-        if let Some(ns) = ns.as_deref()
-            && rt.kind != "Namespace"
-        {
+        if let Some(ns) = ns.as_deref() {
             self.check_namespace_open(rt, ns, &name).await?;
         }
         {
@@ -105,13 +95,13 @@ impl Registry {
             for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"] {
                 m.remove(f);
             }
-            if tracks_generation(rt) {
+            if rt.strategy.tracks_generation() {
                 m.insert("generation".into(), json!(1));
             } else {
                 m.remove("generation");
             }
         }
-        prepare_for_create(rt, &mut obj);
+        rt.strategy.prepare_for_create(&mut obj);
         api::defaults::apply(rt, &mut obj);
         // As kube-apiserver's BeginCreate, allocation comes before validation: validation
         // requires what allocation fills in (a Local LoadBalancer's healthCheckNodePort).
@@ -314,7 +304,7 @@ impl Registry {
         mut new: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
-        if tracks_generation(rt) && spec_changed(old, &new) {
+        if rt.strategy.tracks_generation() && spec_changed(old, &new) {
             let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             meta_mut(&mut new).insert("generation".into(), json!(generation));
         }
@@ -329,7 +319,7 @@ impl Registry {
         let finished = object::deletion_timestamp(&new).is_some()
             && object::finalizers(&new).is_empty()
             && new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) == 0
-            && rt.kind != "Namespace";
+            && !rt.strategy.deleted_by_controller();
         let result = if finished {
             self.store().delete(&key, Precondition::ModRevision(old_rev)).await
         } else {
@@ -505,85 +495,16 @@ fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> ApiResult<()
     }
 }
 
-/// Status a new object starts with, as each kind's PrepareForCreate sets it.
-fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
-    let map = obj.as_object_mut().expect("checked to be an object");
-    match (rt.group, rt.kind) {
-        ("", "Pod") => {
-            map.insert("status".into(), json!({"phase": "Pending", "qosClass": qos_class(map.get("spec"))}));
-        }
-        ("", "Namespace") => {
-            // Defaulting sets phase Active and the `kubernetes` finalizer on a status-less namespace.
-            map.remove("status");
-        }
-        ("", "Service") => {
-            map.insert("status".into(), json!({"loadBalancer": {}}));
-        }
-        ("", "Node") => {}
-        _ if rt.status => {
-            map.remove("status");
-        }
-        _ => {}
-    }
-    if rt.group.is_empty() && rt.kind == "Service" {
-        api::service::prepare_for_create(obj);
-    }
-}
-
-/// A pod's QoS class from its containers' requests and limits.
-fn qos_class(spec: Option<&Value>) -> &'static str {
-    let containers = spec.and_then(|s| s.get("containers")).and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &containers {
-        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
-        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        let has_both = |res: &str| limits.is_some_and(|l| l.contains_key(res));
-        if !(has_both("cpu") && has_both("memory")) {
-            guaranteed = false;
-        }
-        if let (Some(r), Some(l)) = (requests, limits) {
-            for (k, v) in r {
-                if l.get(k) != Some(v) {
-                    guaranteed = false;
-                }
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed && !containers.is_empty() {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 /// Carries over what a client may not change with this kind of write: system metadata
-/// always; status on the main resource and everything but status on `/status`.
+/// always, and what the kind's strategy keeps (its status on the main resource, everything
+/// but the status on `/status`).
 pub(crate) fn merge_for_update(rt: &ResourceType, old: &Value, mut new: Value, sub: Subresource) -> Value {
     match sub {
-        Subresource::Status => {
-            let mut out = old.clone();
-            match new.get_mut("status").map(Value::take) {
-                Some(status) => out["status"] = status,
-                None => {
-                    out.as_object_mut().expect("object").remove("status");
-                }
-            }
-            return out;
-        }
-        Subresource::Finalize => {
-            let mut out = old.clone();
-            out["spec"]["finalizers"] = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
-            return out;
-        }
+        Subresource::Status => return rt.strategy.prepare_for_status_update(new, old),
+        Subresource::Finalize => return rt.strategy.prepare_for_finalize(&new, old),
         Subresource::Main | Subresource::Scale => {}
     }
-    let old_meta = object::meta(old).clone();
+    let old_meta = api::json::metadata(old).clone();
     let m = meta_mut(&mut new);
     for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"]
     {
@@ -603,27 +524,7 @@ pub(crate) fn merge_for_update(rt: &ResourceType, old: &Value, mut new: Value, s
         m.insert("managedFields".into(), mf.clone());
     }
     m.remove("selfLink");
-    let map = new.as_object_mut().expect("object");
-    if rt.status {
-        match old.get("status") {
-            Some(s) => {
-                map.insert("status".into(), s.clone());
-            }
-            None => {
-                map.remove("status");
-            }
-        }
-    }
-    if rt.kind == "Namespace"
-        && rt.group.is_empty()
-        && let Some(f) = old.pointer("/spec/finalizers")
-    {
-        new["spec"]["finalizers"] = f.clone();
-    }
-    if rt.kind == "Service" && rt.group.is_empty() {
-        api::service::prepare_for_update(&mut new, old);
-        api::service::patch_allocated_values(&mut new, old);
-    }
+    rt.strategy.prepare_for_update(&mut new, old);
     new
 }
 
