@@ -40,6 +40,8 @@ pub struct Config {
     pub extra_sans: Vec<String>,
     /// Events kept for watch resumption.
     pub watch_history: u64,
+    /// The embedded store's page cache, in bytes.
+    pub store_cache_bytes: usize,
     pub bookmark_interval: Duration,
     /// Service CIDRs and the NodePort range.
     pub service_network: services::ServiceNetworkConfig,
@@ -53,6 +55,7 @@ impl Config {
             advertise: None,
             extra_sans: Vec::new(),
             watch_history: store::Options::default().history,
+            store_cache_bytes: store::Options::default().cache_bytes,
             bookmark_interval: Duration::from_secs(60),
             service_network: services::ServiceNetworkConfig::default(),
         }
@@ -86,8 +89,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut sans = config.extra_sans.clone();
     sans.extend(config.advertise.map(|ip| ip.to_string()));
     pki.ensure(&sans)?;
-    let store = store::Store::open_embedded(&config.data_dir, store::Options { history: config.watch_history })
-        .context("opening the embedded store")?;
+    let store = store::Store::open_embedded(
+        &config.data_dir,
+        store::Options { history: config.watch_history, cache_bytes: config.store_cache_bytes },
+    )
+    .context("opening the embedded store")?;
     let allocators =
         Arc::new(services::ServiceAllocators::new(config.service_network.clone()).map_err(|e| anyhow::anyhow!(e))?);
     let registry = registry::Registry::new(store).with_service_allocators(allocators.clone());

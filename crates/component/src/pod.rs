@@ -201,6 +201,21 @@ impl LeanPod {
         }
     }
 
+    /// A pod with only what scheduling reads (node selector, affinity, tolerations): the
+    /// scheduler looks at every pending pod on every pass, so this must be cheap.
+    pub fn scheduling_pod(&self) -> Pod {
+        let s = &self.spec;
+        Pod {
+            spec: Some(PodSpec {
+                node_selector: s.node_selector.clone(),
+                affinity: s.affinity.as_deref().cloned(),
+                tolerations: s.tolerations.clone(),
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
     pub fn node_name(&self) -> Option<&str> {
         self.spec.node_name.as_deref().filter(|n| !n.is_empty())
     }

@@ -245,23 +245,36 @@ async fn main() {
     assert!(services >= 1 && per_service >= 1, "need at least one Service and one pod per Service");
     let command = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "server".to_owned());
     let (dns_port, http_port) = (free_port(), free_port());
-    let server = match command.as_str() {
-        "up" => common::Server::start_command(
-            "up",
-            &[
-                "--dns-listen",
-                &format!("127.0.0.1:{dns_port}"),
-                "--dns-upstream",
-                "127.0.0.1:9",
-                "--dns-health",
-                &format!("127.0.0.1:{http_port}"),
-                "--dns-ready",
-                &format!("127.0.0.1:{http_port}"),
-                "--dns-metrics",
-                &format!("127.0.0.1:{http_port}"),
-            ],
-        ),
-        _ => common::Server::start(),
+    // Extra flags for the server process, e.g. BENCH_SERVER_ARGS="--store-cache-mb 1024".
+    let extra = std::env::var("BENCH_SERVER_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let (dns, http) = (format!("127.0.0.1:{dns_port}"), format!("127.0.0.1:{http_port}"));
+    let mut args = extra;
+    if command == "up" {
+        args.extend(["--dns-listen", &dns, "--dns-upstream", "127.0.0.1:9"]);
+        args.extend(["--dns-health", &http, "--dns-ready", &http, "--dns-metrics", &http]);
+    }
+    // BENCH_CONTROLLERS=separate: the controllers run as their own process (`portico
+    // controllers`), so the API server's and the controllers' memory show apart.
+    let separate = std::env::var("BENCH_CONTROLLERS").is_ok_and(|v| v == "separate");
+    if separate {
+        args.push("--no-controllers");
+    }
+    let server = common::Server::start_command(if command == "up" { "up" } else { "server" }, &args);
+    let controllers = separate.then(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(["controllers", "--kubeconfig"])
+            .arg(server.kubeconfig())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn portico controllers")
+    });
+    let controllers_rss = || {
+        controllers
+            .as_ref()
+            .map(|c| format!(", controllers process {} MiB", rss_kib(c.id()) / 1024))
+            .unwrap_or_default()
     };
     let client = server.client().await;
     let pid = server.child.as_ref().unwrap().id();
@@ -295,10 +308,11 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_converged = rss_kib(pid);
     println!(
-        "objects: {services} Services, {total_pods} pods, {slices} EndpointSlices ({endpoints} endpoints); resident memory {} MiB empty, {} MiB converged ({:.1} KiB per pod)",
+        "objects: {services} Services, {total_pods} pods, {slices} EndpointSlices ({endpoints} endpoints); resident memory {} MiB empty, {} MiB converged ({:.1} KiB per pod){}",
         rss_empty / 1024,
         rss_converged / 1024,
-        rss_converged as f64 / total_pods as f64
+        rss_converged as f64 / total_pods as f64,
+        controllers_rss()
     );
 
     // Phase 2: one probe pod's Ready flips while other pods churn.
@@ -330,5 +344,9 @@ async fn main() {
         ms(percentile(&lat, 0.99)),
         ms(*lat.last().unwrap_or(&Duration::ZERO)),
     );
-    println!("resident memory after churn: {} MiB", rss_kib(pid) / 1024);
+    println!("resident memory after churn: {} MiB{}", rss_kib(pid) / 1024, controllers_rss());
+    if let Some(mut c) = controllers {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }

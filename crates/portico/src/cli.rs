@@ -64,6 +64,9 @@ pub struct ServerArgs {
     /// Port range for NodePort Services.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// The embedded store's page cache, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub store_cache_mb: usize,
     /// Seconds between watch bookmarks.
     #[arg(long, default_value_t = 60)]
     pub bookmark_interval_seconds: u64,
@@ -113,6 +116,7 @@ impl ServerArgs {
         config.advertise = self.advertise_address;
         config.extra_sans = self.tls_san.clone();
         config.watch_history = self.watch_history;
+        config.store_cache_bytes = self.store_cache_mb << 20;
         config.bookmark_interval = Duration::from_secs(self.bookmark_interval_seconds.max(1));
         config.service_network = apiserver::services::ServiceNetworkConfig {
             cidrs: apiserver::services::ServiceNetworkConfig::parse_cidrs(&self.service_cluster_ip_range)

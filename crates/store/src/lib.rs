@@ -95,11 +95,15 @@ pub enum Precondition {
 pub struct Options {
     /// Number of events kept for watch resumption.
     pub history: u64,
+    /// The embedded store's page cache, in bytes. redb's own default (1 GiB) let a store of
+    /// 100,000 pods keep most of its file in memory; reads are by key and the OS page cache
+    /// keeps hot pages anyway.
+    pub cache_bytes: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { history: 100_000 }
+        Options { history: 100_000, cache_bytes: 64 << 20 }
     }
 }
 

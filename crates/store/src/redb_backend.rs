@@ -60,9 +60,6 @@ pub(crate) struct Tuning {
     pub(crate) replay_chunk: usize,
     /// Pending write requests before callers wait.
     pub(crate) request_queue: usize,
-    /// redb's page cache. Its default (1 GiB) let a store of 100,000 pods hold most of the
-    /// file in memory; the OS page cache keeps hot pages anyway, and reads are by key.
-    pub(crate) cache_bytes: usize,
 }
 
 impl Default for Tuning {
@@ -74,7 +71,6 @@ impl Default for Tuning {
             watch_buffer: 1024,
             replay_chunk: 1024,
             request_queue: 4096,
-            cache_bytes: 32 << 20,
         }
     }
 }
@@ -143,7 +139,7 @@ impl RedbStore {
     pub(crate) fn open_tuned(dir: &Path, options: Options, tuning: Tuning) -> Result<RedbStore> {
         std::fs::create_dir_all(dir).map_err(backend("create data directory"))?;
         let db = Database::builder()
-            .set_cache_size(tuning.cache_bytes)
+            .set_cache_size(options.cache_bytes)
             .create(dir.join(DB_FILE))
             .map_err(backend("open database"))?;
 

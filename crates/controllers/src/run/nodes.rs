@@ -262,7 +262,7 @@ impl Worker {
             }
             let ns = pod.namespace().unwrap_or_default();
             let name = pod.name_any();
-            match pick_node(&pod.to_pod(), &nodes, &per_node) {
+            match pick_node(&pod.scheduling_pod(), &nodes, &per_node) {
                 Ok(node) => {
                     let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
                     let patch = json!({ "metadata": { "uid": uid }, "spec": { "nodeName": node } });

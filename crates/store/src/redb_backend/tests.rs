@@ -9,11 +9,11 @@ fn b(s: &str) -> Bytes {
 }
 
 fn open(dir: &Path, history: u64) -> Store {
-    Store::open_embedded(dir, Options { history }).expect("open store")
+    Store::open_embedded(dir, Options { history, ..Options::default() }).expect("open store")
 }
 
 fn open_tuned(dir: &Path, history: u64, tuning: Tuning) -> Arc<RedbStore> {
-    Arc::new(RedbStore::open_tuned(dir, Options { history }, tuning).expect("open store"))
+    Arc::new(RedbStore::open_tuned(dir, Options { history, ..Options::default() }, tuning).expect("open store"))
 }
 
 async fn next(watch: &mut WatchStream) -> Arc<Event> {
