@@ -5,6 +5,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod field;
 pub mod json;
+pub mod net;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

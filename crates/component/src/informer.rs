@@ -24,8 +24,10 @@ use tokio::sync::{broadcast, watch};
 use crate::index::{IndexFn, Indexes};
 use crate::labels::LAST_APPLIED_ANNOTATION;
 
-/// Events kept for a slow reader; past that it gets [`Event::Synced`] instead.
-const BACKLOG: usize = 1 << 16;
+/// Events kept for a slow reader; past that it gets [`Event::Synced`] instead. Readers only
+/// turn events into keys, far faster than a watch delivers them; the ring's slots are
+/// allocated up front (64 B each), so a larger one costs memory in every informer.
+const BACKLOG: usize = 4096;
 
 /// A kind an informer can hold.
 pub trait Watched: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static {}

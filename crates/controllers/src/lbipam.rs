@@ -17,7 +17,9 @@
 //!   addresses when it has no ExternalIP (k3s ServiceLB), filtered to the Service's families.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+
+use api::net::{self, Cidr, IpFamily};
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use serde_json::{Value, json};
@@ -52,30 +54,20 @@ struct Range {
 }
 
 fn to_u128(ip: IpAddr) -> (u128, bool) {
-    match ip {
-        IpAddr::V4(a) => (u128::from(u32::from(a)), true),
-        IpAddr::V6(a) => (u128::from(a), false),
-    }
+    (net::to_u128(ip), ip.is_ipv4())
 }
 
 fn from_u128(value: u128, v4: bool) -> IpAddr {
-    if v4 { IpAddr::V4(Ipv4Addr::from(value as u32)) } else { IpAddr::V6(Ipv6Addr::from(value)) }
+    net::from_u128(if v4 { IpFamily::V4 } else { IpFamily::V6 }, value)
 }
 
 fn parse_range(s: &str) -> Result<Range, PoolError> {
     let invalid = || PoolError::Invalid(s.to_owned());
     let s = s.trim();
-    if let Some((addr, prefix)) = s.split_once('/') {
-        let (value, v4) = to_u128(addr.trim().parse().map_err(|_| invalid())?);
-        let bits = if v4 { 32 } else { 128 };
-        let prefix: u32 = prefix.trim().parse().map_err(|_| invalid())?;
-        if prefix > bits {
-            return Err(invalid());
-        }
-        let host = bits - prefix;
-        let host_mask = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+    if s.contains('/') {
         // Like MetalLB, host bits in the address are ignored (the whole network is the range).
-        Ok(Range { v4, first: value & !host_mask, last: value | host_mask })
+        let cidr: Cidr = s.replace(' ', "").parse().map_err(|_| invalid())?;
+        Ok(Range { v4: cidr.family() == IpFamily::V4, first: cidr.first(), last: cidr.last() })
     } else {
         let (first, last) = s.split_once('-').unwrap_or((s, s));
         let (first, v4) = to_u128(first.trim().parse().map_err(|_| invalid())?);

@@ -7,7 +7,8 @@
 //! on `type`). Not modelled: taint-based eviction, zone disruption states, rate limiting.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+
+use api::net::{Cidr, IpFamily, from_u128};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -134,26 +135,12 @@ pub enum CidrError {
 /// Parses "address/prefix" into (network address as u128, prefix, is IPv4); the address must be the
 /// network address (no host bits).
 fn parse_cidr(s: &str) -> Result<(u128, u8, bool), CidrError> {
-    let invalid = || CidrError::Invalid(s.to_owned());
-    let (addr, prefix) = s.split_once('/').ok_or_else(invalid)?;
-    let addr: IpAddr = addr.parse().map_err(|_| invalid())?;
-    let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
-    let (value, bits, v4) = match addr {
-        IpAddr::V4(a) => (u128::from(u32::from(a)), 32, true),
-        IpAddr::V6(a) => (u128::from(a), 128, false),
-    };
-    if prefix > bits || value & host_mask(bits - prefix) != 0 {
-        return Err(invalid());
-    }
-    Ok((value, prefix, v4))
-}
-
-fn host_mask(host_bits: u8) -> u128 {
-    if host_bits >= 128 { u128::MAX } else { (1u128 << host_bits) - 1 }
+    let cidr = Cidr::parse_network(s).map_err(|_| CidrError::Invalid(s.to_owned()))?;
+    Ok((cidr.first(), cidr.prefix(), cidr.family() == IpFamily::V4))
 }
 
 fn format_ip(value: u128, v4: bool) -> String {
-    if v4 { std::net::Ipv4Addr::from(value as u32).to_string() } else { std::net::Ipv6Addr::from(value).to_string() }
+    from_u128(if v4 { IpFamily::V4 } else { IpFamily::V6 }, value).to_string()
 }
 
 /// The range allocator: carves `--cluster-cidr` into subnets of `--node-cidr-mask-size` and hands

@@ -65,7 +65,7 @@ pub struct ServerArgs {
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
     /// The embedded store's page cache, in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 16)]
     pub store_cache_mb: usize,
     /// Seconds between watch bookmarks.
     #[arg(long, default_value_t = 60)]
@@ -249,7 +249,9 @@ async fn start_dns(
     let dns = bound.start(informers);
     let cidrs = apiserver::services::ServiceNetworkConfig::parse_cidrs(&server.service_cluster_ip_range)
         .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
-    let cluster_ip = nth_address(cidrs[0].network(), 10);
+    let cluster_ip = cidrs[0].nth(10).ok_or_else(|| {
+        anyhow::anyhow!("--service-cluster-ip-range {} has no tenth address for the cluster DNS", cidrs[0])
+    })?;
     let endpoint = server.advertise_address.filter(|_| dns.addr.ip().is_unspecified()).or(Some(dns.addr.ip()));
     let metrics_port = config.metrics.map(|m| m.port());
     if let Err(e) = dns::publish::ensure_dns_service(&client, cluster_ip, endpoint, dns.addr.port(), metrics_port).await
@@ -258,13 +260,6 @@ async fn start_dns(
     }
     println!("Portico DNS on {} (kube-dns Service {cluster_ip})", dns.addr);
     Ok(dns)
-}
-
-fn nth_address(network: std::net::IpAddr, n: u32) -> std::net::IpAddr {
-    match network {
-        std::net::IpAddr::V4(v4) => std::net::IpAddr::V4((u32::from(v4).wrapping_add(n)).into()),
-        std::net::IpAddr::V6(v6) => std::net::IpAddr::V6((u128::from(v6).wrapping_add(n as u128)).into()),
-    }
 }
 
 fn serde_json_pretty(v: &serde_json::Value) -> String {

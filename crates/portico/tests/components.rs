@@ -323,3 +323,16 @@ fn unusable_kubeconfigs_end_a_component_in_seconds_with_one_line() {
         }
     }
 }
+
+#[test]
+fn a_failing_component_stops_the_server_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (data_dir, bind) = (dir.path().to_str().unwrap().to_owned(), format!("127.0.0.1:{port}"));
+    let args = ["server", "--data-dir", &data_dir, "--bind", &bind, "--cluster-cidr", "10.244.0.0/33"];
+    let (ok, lines, secs) = run_to_end(&args);
+    assert!(!ok, "the server ran on without its node controllers");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("error: node controllers failed: bad cluster CIDR 10.244.0.0/33"), "{lines:?}");
+    assert!(secs < 15.0, "took {secs:.1} s");
+}

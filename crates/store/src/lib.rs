@@ -103,7 +103,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { history: 100_000, cache_bytes: 64 << 20 }
+        Options { history: 100_000, cache_bytes: 16 << 20 }
     }
 }
 

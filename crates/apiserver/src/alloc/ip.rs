@@ -6,134 +6,13 @@
 
 use super::bitmap::Bitmap;
 use super::{AllocError, AllocStats, Requested, Scope};
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
+pub use api::net::{Cidr, IpFamily};
+use api::net::{from_u128, to_u128};
+use std::net::IpAddr;
 
 /// Most host bits a service CIDR may have: kube-apiserver rejects a larger
 /// `--service-cluster-ip-range` (a /12 for IPv4, a /108 for IPv6, 2^20 addresses).
 pub(crate) const MAX_HOST_BITS: u8 = 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpFamily {
-    V4,
-    V6,
-}
-
-impl IpFamily {
-    /// The `ipFamilies` value: "IPv4" or "IPv6".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IpFamily::V4 => "IPv4",
-            IpFamily::V6 => "IPv6",
-        }
-    }
-
-    pub fn of(ip: IpAddr) -> IpFamily {
-        match ip {
-            IpAddr::V4(_) => IpFamily::V4,
-            IpAddr::V6(_) => IpFamily::V6,
-        }
-    }
-
-    /// Address length in bits.
-    pub fn bits(self) -> u8 {
-        match self {
-            IpFamily::V4 => 32,
-            IpFamily::V6 => 128,
-        }
-    }
-}
-
-impl fmt::Display for IpFamily {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An IP network: "10.96.0.0/12", "fd00:10:96::/108". Parsing masks off host bits, as Go's
-/// `net.ParseCIDR` does, so "10.96.0.1/12" is 10.96.0.0/12.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    family: IpFamily,
-    /// The network address, IPv4 in the low 32 bits.
-    network: u128,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// The network `ip/prefix` (host bits of `ip` dropped); None if `prefix` is too long.
-    pub fn new(ip: IpAddr, prefix: u8) -> Option<Cidr> {
-        let family = IpFamily::of(ip);
-        if prefix > family.bits() {
-            return None;
-        }
-        let mut cidr = Cidr { family, network: to_u128(ip), prefix };
-        cidr.network &= cidr.mask();
-        Some(cidr)
-    }
-
-    pub fn family(&self) -> IpFamily {
-        self.family
-    }
-
-    pub fn network(&self) -> IpAddr {
-        from_u128(self.family, self.network)
-    }
-
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    pub fn host_bits(&self) -> u8 {
-        self.family.bits() - self.prefix
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        IpFamily::of(ip) == self.family && to_u128(ip) & self.mask() == self.network
-    }
-
-    fn mask(&self) -> u128 {
-        let host_mask = u128::MAX.checked_shr(u32::from(self.prefix) + (128 - u32::from(self.family.bits())));
-        let all = u128::MAX >> (128 - u32::from(self.family.bits()));
-        all & !host_mask.unwrap_or(0)
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let invalid = || format!("invalid CIDR address: {s}");
-        let (ip, prefix) = s.split_once('/').ok_or_else(invalid)?;
-        let ip: IpAddr = ip.parse().map_err(|_| invalid())?;
-        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid());
-        }
-        let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
-        Cidr::new(ip, prefix).ok_or_else(invalid)
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network(), self.prefix)
-    }
-}
-
-fn to_u128(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(ip) => u128::from(u32::from(ip)),
-        IpAddr::V6(ip) => u128::from(ip),
-    }
-}
-
-fn from_u128(family: IpFamily, n: u128) -> IpAddr {
-    match family {
-        IpFamily::V4 => IpAddr::V4(Ipv4Addr::from(n as u32)),
-        IpFamily::V6 => IpAddr::V6(Ipv6Addr::from(n)),
-    }
-}
 
 /// `calculateRangeOffset` (ipallocator): the static band holds min(max(16, size/16), 256)
 /// addresses of a CIDR of `size` addresses, none if the CIDR has 16 or fewer.
@@ -171,20 +50,20 @@ impl IpAllocator {
         if cidr.host_bits() > MAX_HOST_BITS {
             return Err(format!(
                 "service CIDR {cidr} is too large; for {}-bit addresses, the mask must be >= {}",
-                cidr.family.bits(),
-                cidr.family.bits() - MAX_HOST_BITS
+                cidr.family().bits(),
+                cidr.family().bits() - MAX_HOST_BITS
             ));
         }
         let size = 1u64 << cidr.host_bits();
         // Neither the network address nor, for IPv4, the broadcast address.
-        let usable = size.saturating_sub(if cidr.family == IpFamily::V4 { 2 } else { 1 });
+        let usable = size.saturating_sub(if cidr.family() == IpFamily::V4 { 2 } else { 1 });
         if usable == 0 {
             return Err(format!("service CIDR {cidr} has no usable address"));
         }
         let offset = range_offset(size);
         Ok(IpAllocator {
             cidr,
-            base: cidr.network + 1,
+            base: cidr.first() + 1,
             bitmap: Bitmap::new(usable as usize, offset as usize, super::rng(seed)),
             stats: AllocStats::default(),
         })
@@ -197,7 +76,7 @@ impl IpAllocator {
     /// The first usable address, network + 1: the `kubernetes` Service's ClusterIP
     /// (10.96.0.1 for 10.96.0.0/12).
     pub fn first(&self) -> IpAddr {
-        from_u128(self.cidr.family, self.base)
+        from_u128(self.cidr.family(), self.base)
     }
 
     /// Takes the requested `ip`, which may be anywhere in the usable range, static band or
@@ -216,7 +95,7 @@ impl IpAllocator {
     /// address, else from the static band.
     pub fn allocate_next(&mut self) -> Result<IpAddr, AllocError> {
         let result = match self.bitmap.allocate_next() {
-            Some(item) => Ok(from_u128(self.cidr.family, self.base + item as u128)),
+            Some(item) => Ok(from_u128(self.cidr.family(), self.base + item as u128)),
             None => Err(AllocError::Full),
         };
         self.stats.record(Scope::Dynamic, &result);
@@ -240,7 +119,7 @@ impl IpAllocator {
 
     /// The allocated addresses, in ascending order.
     pub fn allocated(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.bitmap.iter().map(|item| from_u128(self.cidr.family, self.base + item as u128))
+        self.bitmap.iter().map(|item| from_u128(self.cidr.family(), self.base + item as u128))
     }
 
     pub fn used(&self) -> u64 {
@@ -526,7 +405,7 @@ mod tests {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
             // Random addresses near the start of the CIDR, a few of them outside it.
             let span = a.size().min(2000) as u128 + 4;
-            let pick = |rng: &mut rand::rngs::SmallRng| from_u128(c.family(), c.network + rng.random_range(0..span));
+            let pick = |rng: &mut rand::rngs::SmallRng| from_u128(c.family(), c.first() + rng.random_range(0..span));
             for step in 0..20_000 {
                 match rng.random_range(0..4) {
                     0 => {

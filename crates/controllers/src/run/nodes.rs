@@ -97,6 +97,7 @@ pub async fn run_nodes(informers: Informers, opts: NodeOptions) -> Result<(), St
         lb_services: BTreeMap::new(),
         bound: BTreeMap::new(),
         reported: BTreeMap::new(),
+        unschedulable: HashMap::new(),
     };
     worker.run(rx).await;
     Err("the node controllers' event feed ended".to_owned())
@@ -116,6 +117,10 @@ struct Worker {
     bound: BTreeMap<String, String>,
     /// Object UID to the last warning event message written for it (no repeats).
     reported: BTreeMap<String, String>,
+    /// Pod UID to the (nodes, pod resourceVersion) it was found unschedulable at: neither
+    /// changed, so the answer would not either. Passes run on every pod event; without this
+    /// each one re-ran the filters for every pending pod.
+    unschedulable: HashMap<String, (u64, String)>,
 }
 
 impl Worker {
@@ -233,9 +238,17 @@ impl Worker {
         let nodes: Vec<Node> = self.stores.nodes.state().iter().map(|n| (**n).clone()).collect();
         let pods = self.stores.pods.state();
         // Runs on every pod event: borrow, never copy, what is read from each of the pods.
-        if !self.bound.is_empty() || !self.reported.is_empty() {
+        let nodes_version = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for n in &nodes {
+                std::hash::Hash::hash(&(n.metadata.name.as_deref(), n.metadata.resource_version.as_deref()), &mut h);
+            }
+            std::hash::Hasher::finish(&h)
+        };
+        if !self.bound.is_empty() || !self.reported.is_empty() || !self.unschedulable.is_empty() {
             let uids: HashSet<&str> = pods.iter().filter_map(|p| p.metadata.uid.as_deref()).collect();
             self.bound.retain(|uid, _| uids.contains(uid.as_str()));
+            self.unschedulable.retain(|uid, _| uids.contains(uid.as_str()));
             let service_uids: BTreeSet<String> = self.lb_services.values().filter_map(|s| s.uid()).collect();
             self.reported.retain(|uid, _| uids.contains(uid.as_str()) || service_uids.contains(uid));
         }
@@ -260,6 +273,10 @@ impl Worker {
             {
                 continue;
             }
+            let pod_version = pod.metadata.resource_version.clone().unwrap_or_default();
+            if self.unschedulable.get(&uid).is_some_and(|(n, rv)| *n == nodes_version && *rv == pod_version) {
+                continue;
+            }
             let ns = pod.namespace().unwrap_or_default();
             let name = pod.name_any();
             match pick_node(&pod.scheduling_pod(), &nodes, &per_node) {
@@ -278,7 +295,9 @@ impl Worker {
                 }
                 Err(unschedulable) => {
                     let msg = unschedulable.to_string();
-                    self.warn_once(pod.object_ref(&()), "FailedScheduling", &msg, "default-scheduler").await;
+                    if self.warn_once(pod.object_ref(&()), "FailedScheduling", &msg, "default-scheduler").await {
+                        self.unschedulable.insert(uid, (nodes_version, pod_version));
+                    }
                 }
             }
         }
@@ -330,17 +349,20 @@ impl Worker {
         }
     }
 
-    /// Writes a Warning event about the object unless the same message was already written.
-    async fn warn_once(&mut self, object: ObjectReference, reason: &str, message: &str, component: &str) {
+    /// Writes a Warning event about the object unless the same message was already written;
+    /// true once the API holds one.
+    async fn warn_once(&mut self, object: ObjectReference, reason: &str, message: &str, component: &str) -> bool {
         let uid = object.uid.clone().unwrap_or_default();
         if self.reported.get(&uid).map(String::as_str) == Some(message) {
-            return;
+            return true;
         }
         let ns = object.namespace.clone().unwrap_or_default();
         if component::events::record(&self.client, object, "Warning", reason, message, component).await {
             tracing::info!(namespace = %ns, reason, message, "event");
             self.reported.insert(uid, message.to_owned());
+            return true;
         }
+        false
     }
 }
 
