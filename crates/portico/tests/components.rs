@@ -253,7 +253,7 @@ async fn controllers_and_dns_ride_out_an_api_server_crash_without_duplicate_writ
     // A watch whose resourceVersion fell out of the one-event window got 410 and relisted: the
     // pods' last event (db-3's status) was followed by the controllers' writes, so theirs did.
     let after = requests(&server);
-    assert!(after.get(&("LIST".to_owned(), "pods".to_owned())).is_some(), "pods relisted after 410: {after:?}");
+    assert!(after.contains_key(&("LIST".to_owned(), "pods".to_owned())), "pods relisted after 410: {after:?}");
     assert_eq!(slices_of(&slices, "web").await, web_before, "still not rewritten");
     assert_eq!(after.get(&("POST".to_owned(), "endpointslices".to_owned())), None, "no slice created anew");
     assert!(controllers.alive());

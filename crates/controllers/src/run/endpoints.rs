@@ -197,12 +197,8 @@ impl Controller {
     async fn sync(&self, key: &Key) -> bool {
         let (ns, name) = key;
         let service = self.services.get(ns, name);
-        let slices: Vec<EndpointSlice> = self
-            .slices
-            .indexed(BY_SERVICE, &format!("{ns}/{name}"))
-            .into_iter()
-            .map(|s| Arc::unwrap_or_clone(s))
-            .collect();
+        let slices: Vec<EndpointSlice> =
+            self.slices.indexed(BY_SERVICE, &format!("{ns}/{name}")).into_iter().map(Arc::unwrap_or_clone).collect();
         let managed_by =
             |s: &EndpointSlice, who: &str| s.labels().get(ENDPOINTSLICE_MANAGED_BY).map(String::as_str) == Some(who);
         let endpoints = self.endpoints.get(ns, name);
