@@ -187,7 +187,7 @@ impl Lab {
     /// the refusal meaningless.
     pub fn register(&self, cidr: &str) -> Result<Cidr, LabError> {
         let c: Cidr = cidr.parse().map_err(LabError::Invalid)?;
-        let min = if c.addr().is_ipv4() { 8 } else { 16 };
+        let min = if c.network().is_ipv4() { 8 } else { 16 };
         if c.prefix() < min {
             return Err(LabError::Invalid(format!("{c} is too wide to register (at most /{min})")));
         }

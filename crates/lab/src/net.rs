@@ -1,73 +1,20 @@
 //! Address arithmetic and a dependency-free ICMP echo.
 
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-/// An IP prefix such as `198.51.100.0/24`; always stored as its network address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+/// IP prefixes are the project's one CIDR type (`api::net`), parsed to their network address.
+pub use api::net::Cidr;
 
-impl Cidr {
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => mask32(u32::from(ip), self.prefix) == u32::from(net),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => mask128(u128::from(ip), self.prefix) == u128::from(net),
-            _ => false,
-        }
-    }
-
-    /// The `n`th host address (1 = first usable); `None` past the broadcast address or for IPv6.
-    pub fn host(&self, n: u32) -> Option<Ipv4Addr> {
-        let IpAddr::V4(net) = self.addr else { return None };
-        let size = 1u64 << (32 - u32::from(self.prefix));
-        (n >= 1 && u64::from(n) + 1 < size).then(|| Ipv4Addr::from(u32::from(net) + n))
-    }
-}
-
-fn mask32(v: u32, prefix: u8) -> u32 {
-    if prefix == 0 { 0 } else { v & (u32::MAX << (32 - u32::from(prefix))) }
-}
-
-fn mask128(v: u128, prefix: u8) -> u128 {
-    if prefix == 0 { 0 } else { v & (u128::MAX << (128 - u32::from(prefix))) }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("not a CIDR: {s:?}");
-        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        let addr = match addr {
-            IpAddr::V4(a) if prefix <= 32 => IpAddr::V4(mask32(a.into(), prefix).into()),
-            IpAddr::V6(a) if prefix <= 128 => IpAddr::V6(mask128(a.into(), prefix).into()),
-            _ => return Err(bad()),
-        };
-        Ok(Cidr { addr, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+/// The `n`th host address of an IPv4 network (1 = first usable); `None` for 0, at or past the
+/// broadcast address, or for IPv6.
+pub fn host(cidr: &Cidr, n: u32) -> Option<Ipv4Addr> {
+    match cidr.nth(u128::from(n)) {
+        Some(IpAddr::V4(a)) if n >= 1 && u128::from(u32::from(a)) < cidr.last() => Some(a),
+        _ => None,
     }
 }
 
@@ -168,10 +115,10 @@ mod tests {
         assert!(c.contains("198.51.100.255".parse().unwrap()));
         assert!(!c.contains("198.51.101.1".parse().unwrap()));
         assert!(!c.contains("::1".parse().unwrap()));
-        assert_eq!(c.host(1), Some(Ipv4Addr::new(198, 51, 100, 1)));
-        assert_eq!(c.host(254), Some(Ipv4Addr::new(198, 51, 100, 254)));
-        assert_eq!(c.host(255), None);
-        assert_eq!(c.host(0), None);
+        assert_eq!(host(&c, 1), Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(host(&c, 254), Some(Ipv4Addr::new(198, 51, 100, 254)));
+        assert_eq!(host(&c, 255), None);
+        assert_eq!(host(&c, 0), None);
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("8.8.8.8".parse().unwrap()));
         let v6: Cidr = "fd00::1/64".parse().unwrap();

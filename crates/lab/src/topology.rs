@@ -132,7 +132,7 @@ impl Lab {
                 }
                 st.topo.next_auto_pod_cidr += 1;
                 let c: Cidr = format!("{}/24", Ipv4Addr::from(u32::from(AUTO_POD_BASE) + k * 256)).parse().unwrap();
-                if !st.subnets.iter().any(|s| s.contains(c.addr()) || c.contains(s.addr())) {
+                if !st.subnets.iter().any(|s| s.contains(c.network()) || c.contains(s.network())) {
                     break c;
                 }
             }
@@ -144,7 +144,7 @@ impl Lab {
     pub fn node_with_pod_cidr(&self, name: &str, switch: &Switch, pod_cidr: &str) -> Result<Node, LabError> {
         let _build = lock(&self.build);
         let pod_cidr = self.register(&v4_subnet(pod_cidr)?.to_string())?;
-        let gateway = pod_cidr.host(1).expect("v4_subnet leaves room for hosts");
+        let gateway = crate::net::host(&pod_cidr, 1).expect("v4_subnet leaves room for hosts");
         let netns = self.add_ns(name)?;
         let addr = self.attach(switch, &netns)?;
         let n = netns.as_str();
@@ -172,7 +172,8 @@ impl Lab {
             ns.next_pod += 1;
             ns.next_pod
         };
-        let addr = node.pod_cidr.host(k + 1).ok_or_else(|| LabError::Invalid(format!("{} is full", node.pod_cidr)))?;
+        let addr = crate::net::host(&node.pod_cidr, k + 1)
+            .ok_or_else(|| LabError::Invalid(format!("{} is full", node.pod_cidr)))?;
         let netns = self.add_ns(name)?;
         let port = format!("veth{k}");
         ip(&["-n", &node.netns, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &netns])?;
@@ -207,8 +208,8 @@ impl Lab {
         let (host, port) = {
             let mut st = lock(&self.state);
             let sw = st.topo.switches.get_mut(&switch.netns).ok_or_else(|| not_ours(&switch.netns))?;
-            let host =
-                switch.cidr.host(sw.next_host).ok_or_else(|| LabError::Invalid(format!("{} is full", switch.cidr)))?;
+            let host = crate::net::host(&switch.cidr, sw.next_host)
+                .ok_or_else(|| LabError::Invalid(format!("{} is full", switch.cidr)))?;
             sw.next_host += 1;
             sw.next_port += 1;
             (host, format!("p{}", sw.next_port))
@@ -223,7 +224,7 @@ impl Lab {
 
 fn v4_subnet(cidr: &str) -> Result<Cidr, LabError> {
     let c: Cidr = cidr.parse().map_err(LabError::Invalid)?;
-    if !c.addr().is_ipv4() || c.prefix() > 30 {
+    if !c.network().is_ipv4() || c.prefix() > 30 {
         return Err(LabError::Invalid(format!("{c}: lab subnets are IPv4, /30 or wider")));
     }
     Ok(c)
