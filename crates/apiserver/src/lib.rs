@@ -119,8 +119,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         token: pki.token()?,
         server_address: host.clone(),
         bookmark_interval: config.bookmark_interval,
-        metrics: metrics::Metrics::default(),
-        services: Some(allocators.clone()),
+        metrics: metrics::Metrics::new(Some(allocators.clone())),
     });
     let tls = pki.server_config()?;
     let tasks = vec![

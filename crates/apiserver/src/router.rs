@@ -32,7 +32,6 @@ pub struct Router {
     pub server_address: String,
     pub bookmark_interval: Duration,
     pub metrics: Metrics,
-    pub services: Option<std::sync::Arc<crate::services::ServiceAllocators>>,
 }
 
 const AGGREGATED_DISCOVERY: &str = api::discovery::AGGREGATED_V2_CONTENT_TYPE;
@@ -108,13 +107,11 @@ impl Router {
             return Ok(resp);
         }
         if path == "/metrics" {
-            let mut text = self.metrics.render();
-            if let Some(s) = &self.services {
-                text.push_str(&s.metrics());
-            }
-            let mut resp = Response::new(crate::body::full(text));
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            let mut resp = Response::new(crate::body::full(self.metrics.render()));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
             return Ok(resp);
         }
         if path == "/" {

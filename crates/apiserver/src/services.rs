@@ -17,7 +17,6 @@ use api::FieldError;
 use api::{json, service};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -273,111 +272,36 @@ impl ServiceAllocators {
         Ok(r)
     }
 
-    /// kube-apiserver's allocator metrics.
-    pub(crate) fn metrics(&self) -> String {
+    /// The numbers behind kube-apiserver's allocator metrics.
+    pub(crate) fn metrics_snapshot(&self) -> AllocatorMetrics {
         let st = self.state.lock().expect("allocator lock");
-        let mut out = String::new();
-        let gauge = |out: &mut String, name: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        };
-        gauge(
-            &mut out,
-            "kube_apiserver_clusterip_allocator_allocated_ips",
-            "Gauge measuring the number of allocated IPs for Services",
-        );
-        for a in &st.ips {
-            let _ =
-                writeln!(out, "kube_apiserver_clusterip_allocator_allocated_ips{{cidr=\"{}\"}} {}", a.cidr(), a.used());
-        }
-        gauge(
-            &mut out,
-            "kube_apiserver_clusterip_allocator_available_ips",
-            "Gauge measuring the number of available IPs for Services",
-        );
-        for a in &st.ips {
-            let _ =
-                writeln!(out, "kube_apiserver_clusterip_allocator_available_ips{{cidr=\"{}\"}} {}", a.cidr(), a.free());
-        }
-        let _ = writeln!(
-            out,
-            "# HELP kube_apiserver_clusterip_allocator_allocation_total Number of Cluster IPs allocations\n# TYPE kube_apiserver_clusterip_allocator_allocation_total counter"
-        );
-        for a in &st.ips {
-            let s = a.stats();
-            let _ = writeln!(
-                out,
-                "kube_apiserver_clusterip_allocator_allocation_total{{cidr=\"{}\",scope=\"static\"}} {}",
-                a.cidr(),
-                s.allocations_static
-            );
-            let _ = writeln!(
-                out,
-                "kube_apiserver_clusterip_allocator_allocation_total{{cidr=\"{}\",scope=\"dynamic\"}} {}",
-                a.cidr(),
-                s.allocations_dynamic
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP kube_apiserver_clusterip_allocator_allocation_errors_total Number of errors trying to allocate Cluster IPs\n# TYPE kube_apiserver_clusterip_allocator_allocation_errors_total counter"
-        );
-        for a in &st.ips {
-            let s = a.stats();
-            let _ = writeln!(
-                out,
-                "kube_apiserver_clusterip_allocator_allocation_errors_total{{cidr=\"{}\",scope=\"static\"}} {}",
-                a.cidr(),
-                s.errors_static
-            );
-            let _ = writeln!(
-                out,
-                "kube_apiserver_clusterip_allocator_allocation_errors_total{{cidr=\"{}\",scope=\"dynamic\"}} {}",
-                a.cidr(),
-                s.errors_dynamic
-            );
-        }
-        gauge(
-            &mut out,
-            "kube_apiserver_nodeport_allocator_allocated_ports",
-            "Gauge measuring the number of allocated NodePorts for Services",
-        );
-        let _ = writeln!(out, "kube_apiserver_nodeport_allocator_allocated_ports {}", st.ports.used());
-        gauge(
-            &mut out,
-            "kube_apiserver_nodeport_allocator_available_ports",
-            "Gauge measuring the number of available NodePorts for Services",
-        );
-        let _ = writeln!(out, "kube_apiserver_nodeport_allocator_available_ports {}", st.ports.free());
+        let cidrs = st
+            .ips
+            .iter()
+            .map(|a| {
+                let s = a.stats();
+                CidrMetrics {
+                    cidr: a.cidr().to_string(),
+                    used: a.used() as u64,
+                    free: a.free() as u64,
+                    allocations_static: s.allocations_static,
+                    allocations_dynamic: s.allocations_dynamic,
+                    errors_static: s.errors_static,
+                    errors_dynamic: s.errors_dynamic,
+                }
+            })
+            .collect();
         let s = st.ports.stats();
-        let _ = writeln!(
-            out,
-            "# HELP kube_apiserver_nodeport_allocator_allocation_total Number of NodePort allocations\n# TYPE kube_apiserver_nodeport_allocator_allocation_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "kube_apiserver_nodeport_allocator_allocation_total{{scope=\"static\"}} {}",
-            s.allocations_static
-        );
-        let _ = writeln!(
-            out,
-            "kube_apiserver_nodeport_allocator_allocation_total{{scope=\"dynamic\"}} {}",
-            s.allocations_dynamic
-        );
-        let _ = writeln!(
-            out,
-            "# HELP kube_apiserver_nodeport_allocator_allocation_errors_total Number of errors trying to allocate NodePort\n# TYPE kube_apiserver_nodeport_allocator_allocation_errors_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "kube_apiserver_nodeport_allocator_allocation_errors_total{{scope=\"static\"}} {}",
-            s.errors_static
-        );
-        let _ = writeln!(
-            out,
-            "kube_apiserver_nodeport_allocator_allocation_errors_total{{scope=\"dynamic\"}} {}",
-            s.errors_dynamic
-        );
-        out
+        let ports = CidrMetrics {
+            cidr: String::new(),
+            used: st.ports.used() as u64,
+            free: st.ports.free() as u64,
+            allocations_static: s.allocations_static,
+            allocations_dynamic: s.allocations_dynamic,
+            errors_static: s.errors_static,
+            errors_dynamic: s.errors_dynamic,
+        };
+        AllocatorMetrics { cidrs, ports }
     }
 }
 
@@ -650,4 +574,20 @@ mod tests {
         assert_eq!(holdings(&svc(json!({"clusterIP": "None", "clusterIPs": ["None"]}))), Holdings::default());
         assert_eq!(holdings(&svc(json!({"type": "ExternalName", "externalName": "x.y"}))), Holdings::default());
     }
+}
+
+/// One allocator's counts (a service CIDR, or the NodePort range with an empty `cidr`).
+pub(crate) struct CidrMetrics {
+    pub cidr: String,
+    pub used: u64,
+    pub free: u64,
+    pub allocations_static: u64,
+    pub allocations_dynamic: u64,
+    pub errors_static: u64,
+    pub errors_dynamic: u64,
+}
+
+pub(crate) struct AllocatorMetrics {
+    pub cidrs: Vec<CidrMetrics>,
+    pub ports: CidrMetrics,
 }
