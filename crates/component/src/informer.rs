@@ -80,16 +80,25 @@ impl<K> Clone for Event<K> {
 pub struct Informers {
     client: Client,
     kinds: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+    /// Extra trimming per kind (a `fn(&mut K)`), for what no component of this process reads.
+    trims: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
     fatal: watch::Sender<Option<String>>,
 }
 
 impl Informers {
     pub fn new(client: Client) -> Informers {
-        Informers { client, kinds: Arc::default(), fatal: watch::channel(None).0 }
+        Informers { client, kinds: Arc::default(), trims: Arc::default(), fatal: watch::channel(None).0 }
     }
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Drops more of each `K` before it is stored: what none of this process's components
+    /// reads (a process that only serves DNS needs no endpoint's targetRef or zone). Takes
+    /// effect for an informer started after the call.
+    pub fn trim<K: Watched>(&self, f: fn(&mut K)) {
+        self.trims.lock().unwrap_or_else(|e| e.into_inner()).insert(TypeId::of::<K>(), Box::new(f));
     }
 
     /// The informer of `K`, started on first use; every later call shares it.
@@ -99,7 +108,13 @@ impl Informers {
             return i.clone();
         }
         let informer = Informer::<K>::new();
-        informer.start(self.client.clone(), self.fatal.clone());
+        let extra = self
+            .trims
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&TypeId::of::<K>())
+            .and_then(|b| b.downcast_ref::<fn(&mut K)>().copied());
+        informer.start(self.client.clone(), self.fatal.clone(), extra);
         kinds.insert(TypeId::of::<K>(), Box::new(informer.clone()));
         informer
     }
@@ -173,10 +188,17 @@ impl<K: Watched> Informer<K> {
         self.shared.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn start(&self, client: Client, fatal: watch::Sender<Option<String>>) {
+    fn start(&self, client: Client, fatal: watch::Sender<Option<String>>, extra: Option<fn(&mut K)>) {
         let this = self.clone();
         let kind = K::kind(&()).to_string();
-        let stream = watcher(Api::<K>::all(client), watcher::Config::default()).modify(trim).default_backoff();
+        let stream = watcher(Api::<K>::all(client), watcher::Config::default())
+            .modify(move |o| {
+                trim(o);
+                if let Some(f) = extra {
+                    f(o);
+                }
+            })
+            .default_backoff();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut relist: Option<HashMap<Key, Arc<K>>> = None;

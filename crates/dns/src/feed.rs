@@ -27,6 +27,33 @@ fn key<K: Resource>(o: &K) -> Key {
     (o.namespace().unwrap_or_default(), o.name_any())
 }
 
+/// What the zone reads of an EndpointSlice, for a process that only serves DNS
+/// ([`Informers::trim`]): the rest (targetRefs, node names, zones, hints, owner references,
+/// annotations) is most of a slice's memory.
+pub fn trim_slice(s: &mut EndpointSlice) {
+    s.metadata.annotations = None;
+    s.metadata.owner_references = None;
+    for e in &mut s.endpoints {
+        e.target_ref = None;
+        e.node_name = None;
+        e.zone = None;
+        e.hints = None;
+        e.deprecated_topology = None;
+    }
+}
+
+/// What the zone reads of a Service, for a process that only serves DNS.
+pub fn trim_service(s: &mut Service) {
+    s.metadata.annotations = None;
+    s.metadata.owner_references = None;
+    s.status = None;
+    if let Some(spec) = s.spec.as_mut() {
+        spec.selector = None;
+        spec.session_affinity_config = None;
+        spec.load_balancer_source_ranges = None;
+    }
+}
+
 /// Starts following the informers; returns at once.
 pub fn spawn(informers: &Informers, shared: Arc<Shared>, watch_pods: bool) {
     let kinds = if watch_pods { 4 } else { 3 };
