@@ -282,8 +282,8 @@ impl ServiceAllocators {
                 let s = a.stats();
                 CidrMetrics {
                     cidr: a.cidr().to_string(),
-                    used: a.used() as u64,
-                    free: a.free() as u64,
+                    used: a.used(),
+                    free: a.free(),
                     allocations_static: s.allocations_static,
                     allocations_dynamic: s.allocations_dynamic,
                     errors_static: s.errors_static,
@@ -294,8 +294,8 @@ impl ServiceAllocators {
         let s = st.ports.stats();
         let ports = CidrMetrics {
             cidr: String::new(),
-            used: st.ports.used() as u64,
-            free: st.ports.free() as u64,
+            used: st.ports.used(),
+            free: st.ports.free(),
             allocations_static: s.allocations_static,
             allocations_dynamic: s.allocations_dynamic,
             errors_static: s.errors_static,
@@ -497,6 +497,22 @@ fn port_error(svc: &Value, i: usize, port: u64, e: AllocError) -> ApiError {
     invalid(svc, vec![FieldError::invalid(format!("spec.ports[{i}].nodePort"), port, e.to_string())])
 }
 
+/// One allocator's counts (a service CIDR, or the NodePort range with an empty `cidr`).
+pub(crate) struct CidrMetrics {
+    pub cidr: String,
+    pub used: u64,
+    pub free: u64,
+    pub allocations_static: u64,
+    pub allocations_dynamic: u64,
+    pub errors_static: u64,
+    pub errors_dynamic: u64,
+}
+
+pub(crate) struct AllocatorMetrics {
+    pub cidrs: Vec<CidrMetrics>,
+    pub ports: CidrMetrics,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,20 +590,4 @@ mod tests {
         assert_eq!(holdings(&svc(json!({"clusterIP": "None", "clusterIPs": ["None"]}))), Holdings::default());
         assert_eq!(holdings(&svc(json!({"type": "ExternalName", "externalName": "x.y"}))), Holdings::default());
     }
-}
-
-/// One allocator's counts (a service CIDR, or the NodePort range with an empty `cidr`).
-pub(crate) struct CidrMetrics {
-    pub cidr: String,
-    pub used: u64,
-    pub free: u64,
-    pub allocations_static: u64,
-    pub allocations_dynamic: u64,
-    pub errors_static: u64,
-    pub errors_dynamic: u64,
-}
-
-pub(crate) struct AllocatorMetrics {
-    pub cidrs: Vec<CidrMetrics>,
-    pub ports: CidrMetrics,
 }
