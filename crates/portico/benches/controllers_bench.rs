@@ -28,10 +28,6 @@ use std::time::{Duration, Instant};
 const NS: &str = "default";
 const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -244,7 +240,7 @@ async fn main() {
     let probes = env_usize("BENCH_PROBES", 200);
     assert!(services >= 1 && per_service >= 1, "need at least one Service and one pod per Service");
     let command = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "server".to_owned());
-    let (dns_port, http_port) = (free_port(), free_port());
+    let (dns_port, http_port) = (common::dns::free_udp_tcp_port(), common::dns::free_tcp_port());
     // Extra flags for the server process, e.g. BENCH_SERVER_ARGS="--store-cache-mb 1024".
     let extra = std::env::var("BENCH_SERVER_ARGS").unwrap_or_default();
     let extra: Vec<&str> = extra.split_whitespace().collect();

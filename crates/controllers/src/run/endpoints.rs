@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use component::index::{self, BY_LABEL, BY_SELECTOR, BY_SERVICE};
-use component::informer::{Event, Informer, Informers, Watched, split_key};
+use component::informer::{Event, Informer, Informers, split_key};
+
+use super::follow;
 use component::labels::{ENDPOINTSLICE_MANAGED_BY, SERVICE_NAME, TOPOLOGY_ZONE};
 use component::pod::LeanPod;
 use component::reconcile::{self, Dirty, QueueOptions, Reconciler, Written, delete_params};
@@ -131,25 +133,6 @@ pub async fn run_service_endpoints(informers: Informers, opts: Options) -> Resul
     tracing::info!("endpoints controllers synced; reconciling");
     reconcile::run(&c, rx, QueueOptions { concurrency: CONCURRENCY, ..QueueOptions::default() }).await;
     Err("the endpoints controllers' event feed ended".to_owned())
-}
-
-/// Forwards what each change of `informer` makes dirty to `tx`, from a task of its own.
-pub(crate) fn follow<K: Watched, D: Send + 'static>(
-    informer: &Informer<K>,
-    tx: &mpsc::UnboundedSender<D>,
-    mut on: impl FnMut(Event<K>) -> Vec<D> + Send + 'static,
-) {
-    let mut sub = informer.subscribe();
-    let tx = tx.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = sub.next().await {
-            for d in on(ev) {
-                if tx.send(d).is_err() {
-                    return;
-                }
-            }
-        }
-    });
 }
 
 /// The Services whose selector selects `pod`.

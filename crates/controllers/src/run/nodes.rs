@@ -23,7 +23,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::endpoints::follow;
+use super::follow;
 
 use crate::lbipam::{self, Assignment, Pool, PoolState};
 use crate::nodelifecycle::{

@@ -23,7 +23,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::endpoints::follow;
+use super::follow;
 use crate::workloads::{deployment, replicaset, statefulset};
 
 /// `source.component` of the events each controller records (as kube-controller-manager names them).

@@ -3,7 +3,7 @@
 //! ports stands for all ports, FQDN slices are ignored).
 
 use super::{EpModel, PortModel, SliceModel, SvcKind, SvcModel};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::net::IpAddr;
 
@@ -78,15 +78,6 @@ pub fn dashed(ip: IpAddr) -> String {
         IpAddr::V4(v4) => v4.to_string().replace('.', "-"),
         IpAddr::V6(v6) => v6.to_string().replace(':', "-"),
     }
-}
-
-pub fn pod_ips(pod: &Pod) -> Vec<IpAddr> {
-    let Some(status) = &pod.status else { return vec![] };
-    let mut ips: Vec<IpAddr> = status.pod_ips.iter().flatten().filter_map(|p| p.ip.parse().ok()).collect();
-    if ips.is_empty() {
-        ips.extend(status.pod_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()));
-    }
-    ips
 }
 
 #[cfg(test)]
