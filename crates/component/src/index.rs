@@ -11,6 +11,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Service;
 use kube::Resource;
 
+use crate::encoded::Encoded;
 use crate::informer::Key;
 use crate::labels::SERVICE_NAME;
 use crate::pod::LeanPod;
@@ -127,9 +128,9 @@ pub fn pair(ns: &str, k: &str, v: &str) -> String {
     format!("{ns}/{k}={v}")
 }
 
-pub fn label_pairs<K: Resource>(o: &K) -> Vec<String> {
-    let ns = o.meta().namespace.as_deref().unwrap_or("");
-    o.meta().labels.iter().flatten().map(|(k, v)| pair(ns, k, v)).collect()
+pub fn label_pairs<K: Labelled>(o: &K) -> Vec<String> {
+    let ns = o.namespace();
+    o.labels().map(|(k, v)| pair(ns, k, v)).collect()
 }
 
 /// One pair is enough to find a Service from a pod it selects (the pod has every pair of the
@@ -141,6 +142,11 @@ pub fn selector_pairs(s: &Service) -> Vec<String> {
     selector.and_then(|sel| sel.iter().next()).map(|(k, v)| pair(ns, k, v)).into_iter().collect()
 }
 
+/// [`controller_uid`] of a pod.
+pub fn pod_controller_uid(p: &LeanPod) -> Vec<String> {
+    p.controller_uid().map(str::to_owned).into_iter().collect()
+}
+
 pub fn controller_uid<K: Resource>(o: &K) -> Vec<String> {
     let owners = o.meta().owner_references.iter().flatten();
     owners.filter(|r| r.controller == Some(true)).map(|r| r.uid.clone()).take(1).collect()
@@ -150,13 +156,48 @@ pub fn pod_node(p: &LeanPod) -> Vec<String> {
     p.node_name().map(str::to_owned).into_iter().collect()
 }
 
-pub fn service_name<K: Resource>(o: &K) -> Vec<String> {
-    let ns = o.meta().namespace.as_deref().unwrap_or("");
-    o.meta().labels.as_ref().and_then(|l| l.get(SERVICE_NAME)).map(|s| format!("{ns}/{s}")).into_iter().collect()
+pub fn service_name<K: Labelled>(o: &K) -> Vec<String> {
+    let ns = o.namespace();
+    o.labels().find(|(k, _)| *k == SERVICE_NAME).map(|(_, s)| format!("{ns}/{s}")).into_iter().collect()
 }
 
-pub fn namespace<K: Resource>(o: &K) -> Vec<String> {
-    o.meta().namespace.clone().into_iter().collect()
+pub fn namespace<K: Labelled>(o: &K) -> Vec<String> {
+    let ns = o.namespace();
+    (!ns.is_empty()).then(|| ns.to_owned()).into_iter().collect()
+}
+
+/// What the label and namespace indexes read of an object, whichever form the store holds.
+pub trait Labelled {
+    /// Empty for cluster-scoped objects.
+    fn namespace(&self) -> &str;
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)>;
+}
+
+impl<K: Resource> Labelled for K {
+    fn namespace(&self) -> &str {
+        self.meta().namespace.as_deref().unwrap_or("")
+    }
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.meta().labels.iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl Labelled for LeanPod {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.labels.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+impl<K> Labelled for Encoded<K> {
+    fn namespace(&self) -> &str {
+        Encoded::namespace(self)
+    }
+    fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        Encoded::labels(self)
+    }
 }
 
 /// The label pairs of a selector, as [`label_pairs`] files them.

@@ -29,9 +29,34 @@ use crate::labels::LAST_APPLIED_ANNOTATION;
 /// allocated up front (64 B each), so a larger one costs memory in every informer.
 const BACKLOG: usize = 4096;
 
-/// A kind an informer can hold.
-pub trait Watched: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static {}
-impl<K> Watched for K where K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static {}
+/// A kind as an informer holds it. Most kinds are held as the API sends them; where a leaner
+/// form pays off at scale, the stored type differs from the wire type (pods are held as
+/// [`LeanPod`](crate::pod::LeanPod), large objects read rarely as
+/// [`Encoded`](crate::encoded::Encoded)).
+pub trait Watched: Debug + Send + Sync + 'static {
+    /// What the watch deserializes.
+    type Wire: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static;
+    fn from_wire(o: Self::Wire) -> Self;
+    /// The store key (`namespace/name`).
+    fn key(&self) -> Key;
+    fn resource_version(&self) -> Option<&str>;
+}
+
+impl<K> Watched for K
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    type Wire = K;
+    fn from_wire(o: K) -> K {
+        o
+    }
+    fn key(&self) -> Key {
+        key_of(self)
+    }
+    fn resource_version(&self) -> Option<&str> {
+        self.meta().resource_version.as_deref()
+    }
+}
 
 /// `namespace/name` (or `name` for cluster-scoped objects): the store key.
 pub type Key = Arc<str>;
@@ -97,7 +122,7 @@ impl Informers {
     /// Drops more of each `K` before it is stored: what none of this process's components
     /// reads (a process that only serves DNS needs no endpoint's targetRef or zone). Takes
     /// effect for an informer started after the call.
-    pub fn trim<K: Watched>(&self, f: fn(&mut K)) {
+    pub fn trim<K: Watched>(&self, f: fn(&mut K::Wire)) {
         self.trims.lock().unwrap_or_else(|e| e.into_inner()).insert(TypeId::of::<K>(), Box::new(f));
     }
 
@@ -113,7 +138,7 @@ impl Informers {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&TypeId::of::<K>())
-            .and_then(|b| b.downcast_ref::<fn(&mut K)>().copied());
+            .and_then(|b| b.downcast_ref::<fn(&mut K::Wire)>().copied());
         informer.start(self.client.clone(), self.fatal.clone(), extra);
         kinds.insert(TypeId::of::<K>(), Box::new(informer.clone()));
         informer
@@ -188,10 +213,10 @@ impl<K: Watched> Informer<K> {
         self.shared.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn start(&self, client: Client, fatal: watch::Sender<Option<String>>, extra: Option<fn(&mut K)>) {
+    fn start(&self, client: Client, fatal: watch::Sender<Option<String>>, extra: Option<fn(&mut K::Wire)>) {
         let this = self.clone();
-        let kind = K::kind(&()).to_string();
-        let stream = watcher(Api::<K>::all(client), watcher::Config::default())
+        let kind = kind::<K>();
+        let stream = watcher(Api::<K::Wire>::all(client), watcher::Config::default())
             .modify(move |o| {
                 trim(o);
                 if let Some(f) = extra {
@@ -204,11 +229,12 @@ impl<K: Watched> Informer<K> {
             let mut relist: Option<HashMap<Key, Arc<K>>> = None;
             while let Some(event) = stream.next().await {
                 match event {
-                    Ok(watcher::Event::Apply(o)) => this.apply(o),
-                    Ok(watcher::Event::Delete(o)) => this.delete(o),
+                    Ok(watcher::Event::Apply(o)) => this.apply(K::from_wire(o)),
+                    Ok(watcher::Event::Delete(o)) => this.delete(K::from_wire(o)),
                     Ok(watcher::Event::Init) => relist = Some(HashMap::new()),
                     Ok(watcher::Event::InitApply(o)) => {
-                        relist.get_or_insert_with(HashMap::new).insert(key_of(&o), Arc::new(o));
+                        let o = K::from_wire(o);
+                        relist.get_or_insert_with(HashMap::new).insert(o.key(), Arc::new(o));
                     }
                     Ok(watcher::Event::InitDone) => this.replace(relist.take().unwrap_or_default()),
                     Err(e) => match fatal_reason(&e) {
@@ -230,7 +256,7 @@ impl<K: Watched> Informer<K> {
         let new = Arc::new(o);
         let old = {
             let mut state = self.write();
-            let k = key_of(&*new);
+            let k = new.key();
             state.indexes.update(&k, Some(&new));
             state.objects.insert(k, new.clone())
         };
@@ -238,7 +264,7 @@ impl<K: Watched> Informer<K> {
     }
 
     pub fn delete(&self, o: K) {
-        let k = key_of(&o);
+        let k = o.key();
         let gone = {
             let mut state = self.write();
             state.indexes.update(&k, None);
@@ -359,7 +385,7 @@ impl<K: Watched> Informer<K> {
                 let held = state.objects.get(&*key(ns, name));
                 match seen {
                     Seen::Gone => held.is_none(),
-                    Seen::AtLeast(rv) => held.is_some_and(|o| at_least(o.meta().resource_version.as_deref(), rv)),
+                    Seen::AtLeast(rv) => held.is_some_and(|o| at_least(o.resource_version(), rv)),
                 }
             })
         };
@@ -394,12 +420,16 @@ impl<K: Watched> Subscription<K> {
         match self.rx.recv().await {
             Ok(e) => Some(e),
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(kind = %K::kind(&()), missed = n, "a reader fell behind its informer; resyncing it");
+                tracing::warn!(kind = %kind::<K>(), missed = n, "a reader fell behind its informer; resyncing it");
                 Some(Event::Synced)
             }
             Err(broadcast::error::RecvError::Closed) => None,
         }
     }
+}
+
+fn kind<K: Watched>() -> String {
+    K::Wire::kind(&()).into_owned()
 }
 
 /// What no reader of a shared informer needs: managedFields and the last-applied annotation

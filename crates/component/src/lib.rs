@@ -4,6 +4,7 @@
 //! server, and the supervisor that stops the process when a component fails.
 
 pub mod client;
+pub mod encoded;
 pub mod events;
 pub mod http;
 pub mod index;

@@ -208,7 +208,7 @@ pub async fn settled<K: Watched>(informer: &Informer<K>, ns: &str, writes: &[Wri
         .collect();
     let seen = wanted.is_empty() || informer.wait_until(&wanted, OWN_WRITES_TIMEOUT).await;
     if !seen {
-        tracing::warn!(namespace = %ns, kind = %K::kind(&()), "watches did not show our writes in time; requeued");
+        tracing::warn!(namespace = %ns, kind = %K::Wire::kind(&()), "watches did not show our writes in time; requeued");
     }
     seen && writes.iter().all(Written::ok)
 }

@@ -6,11 +6,12 @@
 
 use crate::server::Shared;
 use crate::zone::{ZoneData, k8s};
-use component::informer::{Event, Informer, Informers, Watched};
+use component::encoded::Encoded;
+use component::informer::{Event, Informer, Informers, Watched, split_key};
 use component::pod::LeanPod;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,8 +24,17 @@ enum Change<'a, K> {
     Gone(Key),
 }
 
-fn key<K: Resource>(o: &K) -> Key {
-    (o.namespace().unwrap_or_default(), o.name_any())
+fn key<K: Watched>(o: &K) -> Key {
+    let key = o.key();
+    let (ns, name) = split_key(&key);
+    (ns.to_owned(), name.to_owned())
+}
+
+/// For a process whose only reader of Services and EndpointSlices is the DNS: hold only what
+/// the zone reads of them.
+pub fn trim_for_dns_only(informers: &Informers) {
+    informers.trim::<Encoded<EndpointSlice>>(trim_slice);
+    informers.trim::<Service>(trim_service);
 }
 
 /// What the zone reads of an EndpointSlice, for a process that only serves DNS
@@ -69,9 +79,12 @@ pub fn spawn(informers: &Informers, shared: Arc<Shared>, watch_pods: bool) {
 
     // slice -> the Service it was filed under, so relabels and deletes find it.
     let mut slices: HashMap<Key, String> = HashMap::new();
-    tokio::spawn(follow(informers.get::<EndpointSlice>(), shared.clone(), gate.clone(), move |zone, change| {
+    // Slices are held encoded (the controllers in the same process read them one Service at a
+    // time); the zone keeps its own model, so each is decoded once, here.
+    let slice_informer = informers.get::<Encoded<EndpointSlice>>();
+    tokio::spawn(follow(slice_informer, shared.clone(), gate.clone(), move |zone, change| {
         let (k, model) = match change {
-            Change::Apply(s) => (key(s), k8s::slice_model(s)),
+            Change::Apply(s) => (key(s), k8s::slice_model(&s.decode())),
             Change::Gone(k) => (k, None),
         };
         if let Some(old) = slices.get(&k)

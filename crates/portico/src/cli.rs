@@ -175,8 +175,7 @@ impl Cli {
                 let config = args.config()?;
                 let informers = Informers::new(component::client::connect(args.kubeconfig.as_deref()).await?);
                 // The DNS is this process's only reader of Services and EndpointSlices.
-                informers.trim(dns::feed::trim_slice);
-                informers.trim(dns::feed::trim_service);
+                dns::feed::trim_for_dns_only(&informers);
                 let dns = dns::start(&informers, config).await?;
                 println!("Portico DNS on {} (UDP and TCP)", dns.addr);
                 let mut components = Supervisor::new();

@@ -9,10 +9,10 @@
 //! create duplicate slices).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use component::index::{self, BY_LABEL, BY_SELECTOR, BY_SERVICE};
-use component::informer::{Event, Informer, Informers, split_key};
+use component::encoded::Encoded;
+use component::informer::{Event, Informer, Informers, Watched, split_key};
 
 use super::follow;
 use component::labels::{ENDPOINTSLICE_MANAGED_BY, SERVICE_NAME, TOPOLOGY_ZONE};
@@ -51,13 +51,20 @@ fn key_of<K: Resource>(o: &K) -> Key {
     (o.namespace().unwrap_or_default(), o.name_any())
 }
 
+fn held_key<K: Watched>(o: &K) -> Key {
+    let key = o.key();
+    let (ns, name) = split_key(&key);
+    (ns.to_owned(), name.to_owned())
+}
+
 fn selector_of(s: &Service) -> Option<&BTreeMap<String, String>> {
     s.spec.as_ref().and_then(|spec| spec.selector.as_ref())
 }
 
 /// The Service a slice is filed under.
-fn slice_service(s: &EndpointSlice) -> Option<Key> {
-    Some((s.namespace().unwrap_or_default(), s.labels().get(SERVICE_NAME)?.clone()))
+fn slice_service(s: &Encoded<EndpointSlice>) -> Option<Key> {
+    let (_, service) = s.labels().find(|(k, _)| *k == SERVICE_NAME)?;
+    Some((s.namespace().to_owned(), service.to_owned()))
 }
 
 fn zone(n: &Node) -> Option<&String> {
@@ -69,8 +76,8 @@ struct Controller {
     opts: Options,
     services: Informer<Service>,
     pods: Informer<LeanPod>,
-    slices: Informer<EndpointSlice>,
-    endpoints: Informer<Endpoints>,
+    slices: Informer<Encoded<EndpointSlice>>,
+    endpoints: Informer<Encoded<Endpoints>>,
     nodes: Informer<Node>,
 }
 
@@ -87,7 +94,7 @@ pub async fn run_service_endpoints(informers: Informers, opts: Options) -> Resul
     };
     c.services.index(BY_SELECTOR, index::selector_pairs);
     c.pods.index(BY_LABEL, index::label_pairs::<LeanPod>);
-    c.slices.index(BY_SERVICE, index::service_name::<EndpointSlice>);
+    c.slices.index(BY_SERVICE, index::service_name::<Encoded<EndpointSlice>>);
 
     let (tx, rx) = mpsc::unbounded_channel();
     follow(&c.services, &tx, |ev| match ev {
@@ -99,7 +106,7 @@ pub async fn run_service_endpoints(informers: Informers, opts: Options) -> Resul
     follow(&c.pods, &tx, move |ev| match ev {
         Event::Apply { new, old } => {
             let mut keys = selecting(&services, &new);
-            if let Some(old) = old.filter(|o| o.metadata.labels != new.metadata.labels) {
+            if let Some(old) = old.filter(|o| o.labels != new.labels) {
                 keys.extend(selecting(&services, &old));
             }
             keys.into_iter().map(Dirty::Key).collect()
@@ -117,8 +124,8 @@ pub async fn run_service_endpoints(informers: Informers, opts: Options) -> Resul
         Event::Synced => vec![Dirty::All],
     });
     follow(&c.endpoints, &tx, |ev| match ev {
-        Event::Apply { new, .. } => vec![Dirty::Key(key_of(&*new))],
-        Event::Delete(e) => vec![Dirty::Key(key_of(&*e))],
+        Event::Apply { new, .. } => vec![Dirty::Key(held_key(&*new))],
+        Event::Delete(e) => vec![Dirty::Key(held_key(&*e))],
         Event::Synced => vec![Dirty::All],
     });
     // Nodes matter only for their zone, which slices carry.
@@ -137,13 +144,12 @@ pub async fn run_service_endpoints(informers: Informers, opts: Options) -> Resul
 
 /// The Services whose selector selects `pod`.
 fn selecting(services: &Informer<Service>, pod: &LeanPod) -> BTreeSet<Key> {
-    let ns = pod.namespace().unwrap_or_default();
-    let labels = pod.labels();
+    let ns = &pod.namespace;
     let mut out = BTreeSet::new();
-    for (k, v) in labels {
-        for svc in services.indexed(BY_SELECTOR, &index::pair(&ns, k, v)) {
+    for (k, v) in &pod.labels {
+        for svc in services.indexed(BY_SELECTOR, &index::pair(ns, k, v)) {
             let sel = selector_of(&svc);
-            if sel.is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))) {
+            if sel.is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| pod.label(k) == Some(v.as_str()))) {
                 out.insert(key_of(&*svc));
             }
         }
@@ -165,7 +171,7 @@ impl Reconciler for Controller {
             keys.insert((ns.to_owned(), name.to_owned()));
         }
         self.endpoints.for_each(|e| {
-            keys.insert(key_of(e));
+            keys.insert(held_key(e));
         });
         keys.into_iter().collect()
     }
@@ -181,10 +187,10 @@ impl Controller {
         let (ns, name) = key;
         let service = self.services.get(ns, name);
         let slices: Vec<EndpointSlice> =
-            self.slices.indexed(BY_SERVICE, &format!("{ns}/{name}")).into_iter().map(Arc::unwrap_or_clone).collect();
+            self.slices.indexed(BY_SERVICE, &format!("{ns}/{name}")).iter().map(|s| s.decode()).collect();
         let managed_by =
             |s: &EndpointSlice, who: &str| s.labels().get(ENDPOINTSLICE_MANAGED_BY).map(String::as_str) == Some(who);
-        let endpoints = self.endpoints.get(ns, name);
+        let endpoints = self.endpoints.get(ns, name).map(|e| e.decode());
         let trigger = format_trigger_time(jiff::Timestamp::now());
 
         let mut slice_writes = Vec::new();
@@ -201,7 +207,7 @@ impl Controller {
                     .cloned()
                     .collect();
                 self.write_slices(ns, &ours, &[], &[], &mut slice_writes).await;
-                if let Some(e) = endpoints.as_deref().filter(|e| made_by_controller(e)) {
+                if let Some(e) = endpoints.as_ref().filter(|e| made_by_controller(e)) {
                     endpoints_writes.push(self.delete_endpoints(ns, e).await);
                 }
             }
@@ -240,14 +246,14 @@ impl Controller {
                 self.write_slices(ns, &plan.delete, &plan.update, &plan.create, &mut slice_writes).await;
 
                 // Mirrored slices for a selectorless Service's Endpoints.
-                let plan = mirroring::reconcile_mirrored(service, endpoints.as_deref(), &slices);
+                let plan = mirroring::reconcile_mirrored(service, endpoints.as_ref(), &slices);
                 if !plan.is_empty() {
                     tracing::info!(namespace = %ns, service = %name, create = plan.create.len(), update = plan.update.len(), delete = plan.delete.len(), "mirrored endpointslices");
                 }
                 self.write_slices(ns, &plan.delete, &plan.update, &plan.create, &mut slice_writes).await;
 
                 // The Endpoints object.
-                match (desired_endpoints(service, &pods, Some(&trigger)), endpoints.as_deref()) {
+                match (desired_endpoints(service, &pods, Some(&trigger)), endpoints.as_ref()) {
                     (Some(desired), None) => endpoints_writes.push(self.create_endpoints(ns, &desired).await),
                     (Some(mut desired), Some(current)) => {
                         if needs_update(current, &desired) {

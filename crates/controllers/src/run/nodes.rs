@@ -223,12 +223,10 @@ impl Worker {
             }
             for pod in self.stores.pods.indexed(BY_NODE, &name) {
                 let Some(patch) = pod_not_ready_patch(&pod.to_pod(), now) else { continue };
-                let ns = pod.namespace().unwrap_or_default();
-                let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-                if let Err(e) =
-                    api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch)).await
-                {
-                    tracing::warn!(namespace = %ns, pod = %pod.name_any(), error = %e, "marking pod not ready failed");
+                let ns = &*pod.namespace;
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+                if let Err(e) = api.patch_status(&pod.name, &PatchParams::default(), &Patch::Strategic(patch)).await {
+                    tracing::warn!(namespace = %ns, pod = %pod.name, error = %e, "marking pod not ready failed");
                 }
             }
         }
@@ -246,7 +244,7 @@ impl Worker {
             std::hash::Hasher::finish(&h)
         };
         if !self.bound.is_empty() || !self.reported.is_empty() || !self.unschedulable.is_empty() {
-            let uids: HashSet<&str> = pods.iter().filter_map(|p| p.metadata.uid.as_deref()).collect();
+            let uids: HashSet<&str> = pods.iter().filter_map(|p| p.uid.as_deref()).collect();
             self.bound.retain(|uid, _| uids.contains(uid.as_str()));
             self.unschedulable.retain(|uid, _| uids.contains(uid.as_str()));
             let service_uids: BTreeSet<String> = self.lb_services.values().filter_map(|s| s.uid()).collect();
@@ -255,30 +253,29 @@ impl Worker {
         let mut per_node = HashMap::<&str, usize>::new();
         for pod in &pods {
             let node = pod.node_name();
-            let node = node.or_else(|| pod.metadata.uid.as_deref().and_then(|u| self.bound.get(u)).map(String::as_str));
+            let node = node.or_else(|| pod.uid.as_deref().and_then(|u| self.bound.get(u)).map(String::as_str));
             if let Some(n) = node {
                 *per_node.entry(n).or_default() += 1;
             }
         }
         let mut per_node: BTreeMap<String, usize> = per_node.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         for pod in &pods {
-            let spec = &pod.spec;
-            let uid = pod.uid().unwrap_or_default();
+            let uid = pod.uid.as_deref().unwrap_or_default().to_owned();
             let terminal = matches!(pod.phase(), "Succeeded" | "Failed");
             if pod.node_name().is_some()
-                || pod.metadata.deletion_timestamp.is_some()
+                || pod.deletion_timestamp.is_some()
                 || terminal
-                || spec.scheduler_name.as_deref().is_some_and(|s| s != DEFAULT_SCHEDULER)
+                || pod.scheduler_name.as_deref().is_some_and(|s| s != DEFAULT_SCHEDULER)
                 || self.bound.contains_key(&uid)
             {
                 continue;
             }
-            let pod_version = pod.metadata.resource_version.clone().unwrap_or_default();
+            let pod_version = pod.resource_version.as_deref().unwrap_or_default().to_owned();
             if self.unschedulable.get(&uid).is_some_and(|(n, rv)| *n == nodes_version && *rv == pod_version) {
                 continue;
             }
-            let ns = pod.namespace().unwrap_or_default();
-            let name = pod.name_any();
+            let ns = pod.namespace.to_string();
+            let name = pod.name.to_string();
             match pick_node(&pod.scheduling_pod(), &nodes, &per_node) {
                 Ok(node) => {
                     let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
@@ -295,7 +292,7 @@ impl Worker {
                 }
                 Err(unschedulable) => {
                     let msg = unschedulable.to_string();
-                    if self.warn_once(pod.object_ref(&()), "FailedScheduling", &msg, "default-scheduler").await {
+                    if self.warn_once(pod.object_ref(), "FailedScheduling", &msg, "default-scheduler").await {
                         self.unschedulable.insert(uid, (nodes_version, pod_version));
                     }
                 }

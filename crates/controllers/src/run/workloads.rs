@@ -18,6 +18,7 @@ use component::pod::LeanPod;
 use component::reconcile::{self, Dirty, QueueOptions, Reconciler, Written, delete_params};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -45,13 +46,21 @@ type Key = (Kind, String, String);
 /// The controller owner of an object, as a key, when it is of a kind reconciled here.
 fn owner_key(meta: &kube::api::ObjectMeta) -> Option<Key> {
     let owner = meta.owner_references.iter().flatten().find(|r| r.controller == Some(true))?;
+    controller_key(meta.namespace.as_deref().unwrap_or(""), owner)
+}
+
+fn pod_owner_key(pod: &LeanPod) -> Option<Key> {
+    controller_key(&pod.namespace, pod.controller()?)
+}
+
+fn controller_key(ns: &str, owner: &OwnerReference) -> Option<Key> {
     let kind = match (owner.api_version.as_str(), owner.kind.as_str()) {
         ("apps/v1", "ReplicaSet") => Kind::ReplicaSet,
         ("apps/v1", "Deployment") => Kind::Deployment,
         ("apps/v1", "StatefulSet") => Kind::StatefulSet,
         _ => return None,
     };
-    Some((kind, meta.namespace.clone().unwrap_or_default(), owner.name.clone()))
+    Some((kind, ns.to_owned(), owner.name.clone()))
 }
 
 fn key_of<K: Resource>(kind: Kind, o: &K) -> Key {
@@ -75,16 +84,16 @@ pub async fn run_workloads(informers: Informers) -> Result<(), String> {
         deployments: informers.get(),
         stateful_sets: informers.get(),
     };
-    w.pods.index(BY_OWNER, index::controller_uid::<LeanPod>);
+    w.pods.index(BY_OWNER, index::pod_controller_uid);
     w.replica_sets.index(BY_NAMESPACE, index::namespace::<ReplicaSet>);
     let (tx, rx) = mpsc::unbounded_channel();
     follow(&w.pods, &tx, |ev| match ev {
         Event::Apply { new, old } => {
             let keys: BTreeSet<Key> =
-                [Some(&new), old.as_ref()].into_iter().flatten().filter_map(|p| owner_key(&p.metadata)).collect();
+                [Some(&new), old.as_ref()].into_iter().flatten().filter_map(|p| pod_owner_key(p)).collect();
             keys.into_iter().map(Dirty::Key).collect()
         }
-        Event::Delete(p) => owner_key(&p.metadata).map(Dirty::Key).into_iter().collect(),
+        Event::Delete(p) => pod_owner_key(&p).map(Dirty::Key).into_iter().collect(),
         Event::Synced => vec![Dirty::All],
     });
     follow(&w.replica_sets, &tx, |ev| match ev {
