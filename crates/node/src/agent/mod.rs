@@ -1,0 +1,1 @@
+//! Node registration, Lease heartbeat, and the pod sync loop (status, probes, lifecycle).

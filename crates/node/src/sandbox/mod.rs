@@ -1,0 +1,1 @@
+//! Pod sandboxes and the container supervisor process (the role containerd-shim plays).
