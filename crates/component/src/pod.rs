@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, ContainerStatus, ObjectReference, Pod, PodCondition, PodIP, PodSpec,
-    PodStatus, Toleration,
+    Affinity, Container, ContainerPort, ContainerStatus, ObjectReference, Pod, PodCondition, PodIP, PodSpec, PodStatus,
+    Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
@@ -267,7 +267,8 @@ impl Watched for LeanPod {
         if ips.is_empty() {
             ips.extend(st.pod_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()));
         }
-        let scheduling = Scheduling { node_selector: spec.node_selector, affinity: spec.affinity, tolerations: spec.tolerations };
+        let scheduling =
+            Scheduling { node_selector: spec.node_selector, affinity: spec.affinity, tolerations: spec.tolerations };
         LeanPod {
             namespace: intern(m.namespace.as_deref().unwrap_or("")),
             name: m.name.unwrap_or_default().into_boxed_str(),

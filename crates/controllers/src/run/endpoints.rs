@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use component::index::{self, BY_LABEL, BY_SELECTOR, BY_SERVICE};
 use component::encoded::Encoded;
+use component::index::{self, BY_LABEL, BY_SELECTOR, BY_SERVICE};
 use component::informer::{Event, Informer, Informers, Watched, split_key};
 
 use super::follow;

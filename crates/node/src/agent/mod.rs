@@ -1,1 +1,4 @@
 //! Node registration, Lease heartbeat, and the pod sync loop (status, probes, lifecycle).
+
+pub mod env;
+pub mod files;
