@@ -2,3 +2,5 @@
 
 pub mod env;
 pub mod files;
+pub mod node;
+pub mod status;
