@@ -3,4 +3,5 @@
 pub mod env;
 pub mod files;
 pub mod node;
+pub mod probe;
 pub mod status;
