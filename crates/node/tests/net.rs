@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lab::{Lab, Netns, Node};
-use node::net::{Attachment, NetConfig, PodNetwork, PodRef};
+use node::net::{Attachment, CniConfig, CniNetwork, NetConfig, Network, PodNetwork, PodRef};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -379,4 +379,75 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(errs[2].contains("invalid pod uid \"\""), "{errs:?}");
     assert!(errs[3].contains("address families differ"), "{errs:?}");
     assert!(pods.list().is_empty());
+}
+
+#[test]
+fn cni_bridge_and_host_local_plugins_network_pods() {
+    let bin = Path::new("/usr/lib/cni");
+    if !bin.join("bridge").exists() || !bin.join("host-local").exists() {
+        let why = "needs Debian's containernetworking-plugins in /usr/lib/cni";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true forbids skipping: {why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let Some(lab) = Lab::new_or_skip("net-cni") else { return };
+    let pods = PodNamespaces::of(&lab);
+    let (state, conf, ipam) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sw = lab.switch("sw", "192.0.2.0/24").unwrap();
+    let node = lab.node("n1", &sw).unwrap();
+    lab.register("198.19.5.0/24").unwrap();
+    let conflist = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "portico-test",
+        "plugins": [{
+            "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": "198.19.5.0/24"}]],
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "dataDir": ipam.path(),
+            }
+        }]
+    });
+    std::fs::write(conf.path().join("10-portico.conflist"), conflist.to_string()).unwrap();
+    let cfg = CniConfig {
+        conf_dir: conf.path().into(),
+        bin_dirs: vec![bin.into()],
+        netns_prefix: pods.0.clone(),
+        state_dir: state.path().into(),
+    };
+
+    let (a, b, again, listed) = on_node(&lab, &node, || async {
+        let net = Network::Cni(CniNetwork::new(cfg.clone()).await.unwrap());
+        let a = net.attach(&pod("a")).await.unwrap();
+        let b = net.attach(&pod("b")).await.unwrap();
+        let again = net.attach(&pod("a")).await.unwrap();
+        (a, b, again, net.attachments())
+    });
+    assert_eq!(again, a, "attach is idempotent");
+    assert_eq!(listed, vec![a.clone(), b.clone()]);
+    assert_ne!(a.ip, b.ip);
+    let subnet: api::net::Cidr = "198.19.5.0/24".parse().unwrap();
+    assert!(subnet.contains(a.ip) && subnet.contains(b.ip), "{a:?} {b:?}");
+    assert_eq!(a.gateway, ip_of("198.19.5.1"));
+    let ports = lab.exec_ok(&node, &["ip", "-o", "link", "show", "master", "cni0"]).unwrap();
+    assert!(!a.host_veth.is_empty() && ports.contains(&format!(" {}@", a.host_veth)), "{a:?}: {ports}");
+    assert!(ipam.path().join("portico-test").join(a.ip.to_string()).exists());
+
+    let (addr, t) = listen_in_pod(&pods, &b, 2);
+    assert_eq!(ip_of(&from_pod(&lab, &pods, &a, addr).unwrap()), a.ip);
+    assert_eq!(ip_of(&from_lab_ns(&lab, &node, addr)), ip_of("198.19.5.1"));
+    t.join().unwrap();
+
+    let listed = on_node(&lab, &node, || async {
+        let net = Network::Cni(CniNetwork::new(cfg).await.unwrap());
+        net.detach("a").await.unwrap();
+        net.detach("a").await.expect("detach is idempotent");
+        net.attachments()
+    });
+    assert_eq!(listed, vec![b.clone()]);
+    assert!(!a.netns.exists());
+    assert!(!ipam.path().join("portico-test").join(a.ip.to_string()).exists(), "host-local released the address");
+    assert!(!lab.exec(&node, &["ip", "link", "show", &a.host_veth]).unwrap().status.success());
 }

@@ -4,6 +4,7 @@
 //! Everything is done over netlink from sockets opened in the right namespace (see
 //! [`netns`]); only the masquerade rules go through the `nft` binary.
 
+mod cni;
 mod ipam;
 mod link;
 mod masq;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use api::net::{Cidr, IpFamily, to_u128};
 
+pub use cni::{CniConfig, CniNetwork};
 pub use ipam::Ipam;
 pub use link::{PEER_ROUTE_PROTOCOL, POD_IFNAME};
 pub use masq::{TABLE as MASQUERADE_TABLE, ruleset as masquerade_ruleset};
@@ -40,6 +42,8 @@ pub enum NetError {
     Netlink { what: String, source: rtnetlink::Error },
     #[error("cannot set sysctl {key}: {source}")]
     Sysctl { key: String, source: io::Error },
+    #[error("CNI: {0}")]
+    Cni(String),
     #[error("masquerade rules: {0}")]
     Nft(String),
     #[error("internal: {0}")]
@@ -297,6 +301,45 @@ impl PodNetwork {
 impl std::fmt::Debug for PodNetwork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PodNetwork").field("cfg", &self.cfg).field("gateway", &self.gateway).finish_non_exhaustive()
+    }
+}
+
+/// The agent's one pod network, whichever way it is made.
+#[derive(Debug)]
+pub enum Network {
+    Native(PodNetwork),
+    Cni(CniNetwork),
+}
+
+impl Network {
+    pub async fn attach(&self, pod: &PodRef) -> Result<Attachment, NetError> {
+        match self {
+            Network::Native(n) => n.attach(pod).await,
+            Network::Cni(n) => n.attach(pod).await,
+        }
+    }
+
+    pub async fn detach(&self, uid: &str) -> Result<(), NetError> {
+        match self {
+            Network::Native(n) => n.detach(uid).await,
+            Network::Cni(n) => n.detach(uid).await,
+        }
+    }
+
+    pub fn attachments(&self) -> Vec<Attachment> {
+        match self {
+            Network::Native(n) => n.attachments(),
+            Network::Cni(n) => n.attachments(),
+        }
+    }
+
+    /// Host-gateway routes for the native network; with CNI, routing between nodes is the
+    /// plugins' (or the operator's) business, so this does nothing.
+    pub async fn set_peer_routes(&self, routes: &[(Cidr, IpAddr)]) -> Result<(), NetError> {
+        match self {
+            Network::Native(n) => n.set_peer_routes(routes).await,
+            Network::Cni(_) => Ok(()),
+        }
     }
 }
 
