@@ -3,6 +3,13 @@
 //!
 //! Everything is done over netlink from sockets opened in the right namespace (see
 //! [`netns`]); only the masquerade rules go through the `nft` binary.
+//!
+//! For the agent: `PodNetwork::new`/`CniNetwork::new` take the network namespace of the
+//! thread that first polls them as the node's (normally the process's own); they need root
+//! (CAP_NET_ADMIN + CAP_SYS_ADMIN for the netns bind mounts) and, for masquerade, `nft`
+//! (Debian's nftables). `new` sets `net.ipv4.ip_forward=1` (IPv6: `conf.all.forwarding`) in
+//! that namespace. The state dir must outlive agent restarts; after a reboot the recorded
+//! attachments have no namespaces any more, and `attach` of the same uid rebuilds them.
 
 mod cni;
 mod ipam;
@@ -163,7 +170,8 @@ impl PodNetwork {
     }
 
     /// Idempotent per uid: the same uid gets the same namespace and address, also across a
-    /// restart (from the state dir). Repairs a half-made attachment.
+    /// restart (from the state dir). Repairs a half-made attachment. A failed attach keeps
+    /// its address and namespace for the retry; call [`PodNetwork::detach`] to give up.
     pub async fn attach(&self, pod: &PodRef) -> Result<Attachment, NetError> {
         check_uid(&pod.uid)?;
         let _busy = self.busy.lock().await;
@@ -368,6 +376,20 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, NetError> + S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The agent shares one network between pod workers spawned on a multi-thread runtime.
+    #[test]
+    fn networks_and_their_futures_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        fn check(net: &Network, pod: &PodRef) {
+            send_sync(net);
+            send(net.attach(pod));
+            send(net.detach(&pod.uid));
+            send(net.set_peer_routes(&[]));
+        }
+        let _ = check;
+    }
 
     #[test]
     fn uids_and_config_are_checked() {
