@@ -46,6 +46,33 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, Error> {
     Ok(client)
 }
 
+/// A client for the API at `server` with a bearer `token` (`portico agent --server --token`),
+/// verifying the server against the PEM CA bundle at `ca` (or the system roots).
+pub async fn connect_token(server: &str, token: &str, ca: Option<&Path>) -> Result<Client, Error> {
+    let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    let ca_line = match ca {
+        Some(path) => format!("    certificate-authority: {}\n", quote(&path.display().to_string())),
+        None => String::new(),
+    };
+    // kube reads its configuration from a kubeconfig; one in memory keeps the token out of
+    // files and argv-visible paths.
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n{ca_line}\
+         users:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n\
+         current-context: x\n",
+        quote(server),
+        quote(token),
+    );
+    let path = format!("--server {server}");
+    let kubeconfig_err = |source| Error::Kubeconfig { path: path.clone(), source };
+    let file = kube::config::Kubeconfig::from_yaml(&yaml).map_err(kubeconfig_err)?;
+    let config = kube::Config::from_custom_kubeconfig(file, &Default::default()).await.map_err(kubeconfig_err)?;
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|source| Error::Client { url: url.clone(), source })?;
+    check(&client, &url).await?;
+    Ok(client)
+}
+
 /// One small authenticated list: a wrong address, certificate or token shows here.
 async fn check(client: &Client, url: &str) -> Result<(), Error> {
     let api: Api<Namespace> = Api::all(client.clone());

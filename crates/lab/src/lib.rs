@@ -329,6 +329,17 @@ impl Drop for Lab {
                 eprintln!("lab {}: {e}", self.prefix);
             }
         }
+        // Namespaces a program under test made with the lab's prefix (a node agent's pods,
+        // named with `prefix()`), which the lab did not create itself.
+        let ours = format!("{}-", self.prefix);
+        for entry in std::fs::read_dir(NETNS_DIR).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&ours)
+                && let Err(e) = ip(&["netns", "del", &name])
+            {
+                eprintln!("lab {}: {e}", self.prefix);
+            }
+        }
     }
 }
 

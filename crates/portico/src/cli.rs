@@ -28,6 +28,9 @@ pub enum Command {
     Dns(DnsArgs),
     /// Run the controllers alone against a Kubernetes API (kube-controller-manager's jobs).
     Controllers(ControllersArgs),
+    /// Run the node agent (Portico's kubelet) for this machine against an API server: it
+    /// registers the Node and runs the pods bound to it. Needs root.
+    Agent(AgentCommandArgs),
     /// Print the version the API server reports.
     Version,
 }
@@ -38,6 +41,11 @@ pub struct UpArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     pub dns: UpDnsArgs,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Run no node agent (no pods run; `portico up` without root runs none either).
+    #[arg(long)]
+    pub no_agent: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -103,6 +111,132 @@ pub struct ControllersArgs {
     pub controllers: ControllerArgs,
 }
 
+/// How the node agent runs (`portico agent`, and the one in `portico up`).
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// The Node's name (default: this machine's hostname).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The Node's InternalIP (default: the first non-loopback IPv4 address of an interface that is up).
+    #[arg(long)]
+    pub node_ip: Option<std::net::IpAddr>,
+    /// Container state, IPAM records and volumes (default: <data dir>/agent).
+    #[arg(long)]
+    pub agent_state_dir: Option<PathBuf>,
+    /// The cluster DNS address pods' resolv.conf names (ClusterFirst).
+    #[arg(long, default_value = "10.96.0.10")]
+    pub cluster_dns: String,
+    /// The cluster domain of pods' search path.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The bridge pods are plugged into.
+    #[arg(long, default_value = "portico0")]
+    pub bridge: String,
+    /// Pod network namespaces are /run/netns/<prefix><pod uid>.
+    #[arg(long, default_value = "portico-")]
+    pub netns_prefix: String,
+    /// Masquerade pod traffic that leaves the cluster network.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub masquerade_egress: bool,
+    /// The port of the kubelet API the Node advertises.
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// Network pods with the CNI plugins configured here (a *.conflist), instead of the
+    /// built-in bridge.
+    #[arg(long)]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where the CNI plugin binaries are.
+    #[arg(long, default_value = "/usr/lib/cni,/opt/cni/bin", value_delimiter = ',')]
+    pub cni_bin_dir: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentCommandArgs {
+    /// kubeconfig of the cluster to join (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, conflicts_with = "server")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The API server's URL, with --token (e.g. https://192.0.2.1:6443).
+    #[arg(long, requires = "token")]
+    pub server: Option<String>,
+    /// Bearer token for --server.
+    #[arg(long, env = "PORTICO_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM CA bundle that signs the API server's certificate (with --server).
+    #[arg(long)]
+    pub certificate_authority: Option<PathBuf>,
+    /// The cluster's pod network, for egress masquerade.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
+    /// Where the agent's state lives when --agent-state-dir is not given.
+    #[arg(long, env = "PORTICO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+impl AgentArgs {
+    fn config(&self, data_dir: &std::path::Path, cluster_cidr: &str) -> anyhow::Result<node::agent::Config> {
+        let node_name = match &self.node_name {
+            Some(n) => n.clone(),
+            None => nix_hostname()?,
+        };
+        let node_ip = match self.node_ip {
+            Some(ip) => ip,
+            None => first_interface_ip().ok_or_else(|| anyhow::anyhow!("no interface address for the node; pass --node-ip"))?,
+        };
+        let cluster_cidr = cluster_cidr.parse().map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+        Ok(node::agent::Config {
+            node_name,
+            node_ip,
+            kubelet_port: self.kubelet_port,
+            state_dir: self.agent_state_dir.clone().unwrap_or_else(|| data_dir.join("agent")),
+            exe: std::env::current_exe()?,
+            cluster_dns: node::agent::files::ClusterDns {
+                nameserver: self.cluster_dns.clone(),
+                domain: self.cluster_domain.clone(),
+            },
+            cluster_cidr: Some(cluster_cidr),
+            bridge: self.bridge.clone(),
+            netns_prefix: self.netns_prefix.clone(),
+            masquerade: self.masquerade_egress,
+            cni: self.cni_conf_dir.clone().map(|d| (d, self.cni_bin_dir.clone())),
+        })
+    }
+}
+
+/// This machine's hostname, lowercased as a Node name must be.
+fn nix_hostname() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    Ok(name.trim().to_lowercase())
+}
+
+/// The first non-loopback IPv4 address of an interface that is up (the address kubelet would
+/// pick for a node without --node-ip is the default route's; reading it needs no traffic).
+fn first_interface_ip() -> Option<std::net::IpAddr> {
+    let text = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+    // "/32 host LOCAL" leaves name the machine's own addresses.
+    let mut last: Option<std::net::Ipv4Addr> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(addr) = t.strip_prefix("|-- ").and_then(|a| a.parse().ok()) {
+            last = Some(addr);
+        } else if t.contains("/32 host LOCAL")
+            && let Some(a) = last
+            && !a.is_loopback()
+        {
+            return Some(std::net::IpAddr::V4(a));
+        }
+    }
+    None
+}
+
+fn default_data_dir(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(d) => Ok(d.clone()),
+        None => Ok(dirs::data_dir().ok_or_else(|| anyhow::anyhow!("no user data directory; pass --data-dir"))?.join("portico")),
+    }
+}
+
 impl ServerArgs {
     fn config(&self) -> anyhow::Result<apiserver::Config> {
         let data_dir = match &self.data_dir {
@@ -149,6 +283,21 @@ impl Cli {
                     Some((bound, config)) => Some(start_dns(bound, config, &args.server, &informers).await?),
                     None => None,
                 };
+                if !args.no_agent {
+                    match node::agent::check_privileges() {
+                        Ok(()) => {
+                            let data_dir = default_data_dir(&args.server.data_dir)?;
+                            let mut config = args.agent.config(&data_dir, &args.server.controllers.cluster_cidr)?;
+                            if args.agent.node_ip.is_none()
+                                && let Some(ip) = args.server.advertise_address
+                            {
+                                config.node_ip = ip;
+                            }
+                            components.spawn("node agent", node::agent::run(informers.clone(), config));
+                        }
+                        Err(why) => tracing::warn!("no node agent, so no pod will run: {why}"),
+                    }
+                }
                 let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
                 if let Some(dns) = dns {
@@ -190,6 +339,25 @@ impl Cli {
                 let mut components = Supervisor::new();
                 components.watch_informers(&informers);
                 spawn_controllers(&mut components, &informers, &args.controllers);
+                let result = components.run_until(wait_for_shutdown()).await;
+                tracing::info!("shutting down");
+                Ok(result?)
+            }
+            Command::Agent(args) => {
+                node::agent::check_privileges().map_err(|e| anyhow::anyhow!(e))?;
+                let data_dir = default_data_dir(&args.data_dir)?;
+                let config = args.agent.config(&data_dir, &args.cluster_cidr)?;
+                let client = match (&args.server, &args.token) {
+                    (Some(server), Some(token)) => {
+                        component::client::connect_token(server, token, args.certificate_authority.as_deref()).await?
+                    }
+                    _ => component::client::connect(args.kubeconfig.as_deref()).await?,
+                };
+                let informers = Informers::new(client);
+                let mut components = Supervisor::new();
+                components.watch_informers(&informers);
+                println!("Portico node agent for node {} ({})", config.node_name, config.node_ip);
+                components.spawn("node agent", node::agent::run(informers, config));
                 let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
                 Ok(result?)

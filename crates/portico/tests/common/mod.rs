@@ -64,6 +64,9 @@ impl Server {
             .arg("--bind")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.extra_args)
+            // `portico up` as root would run a node agent in the host's network namespace: the
+            // agent is tested only inside a lab (tests/agent.rs).
+            .args(if self.subcommand == "up" { &["--no-agent"][..] } else { &[] })
             .env("RUST_LOG", std::env::var("PORTICO_TEST_LOG").unwrap_or_else(|_| "info".to_owned()))
             .stdout(Stdio::null())
             .stderr(log)

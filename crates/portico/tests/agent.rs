@@ -1,0 +1,460 @@
+//! The node agent end to end, inside a lab: `portico up` (API server, controllers, DNS and the
+//! agent) runs in a lab node's network namespace, so the pod bridge, the pods' namespaces and
+//! the masquerade rules all live in the lab and go with it. kubectl runs in the same namespace.
+//! Needs root; under CI=true a lab that cannot be built fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lab::Lab;
+use serde_json::Value;
+
+/// The cluster CIDR node IPAM carves the agent's pod CIDR from (inside the lab's benchmark
+/// range, apart from the /24s the lab hands its own nodes).
+const CLUSTER_CIDR: &str = "198.19.0.0/16";
+
+struct Cluster {
+    lab: Lab,
+    node: lab::Node,
+    data_dir: tempfile::TempDir,
+    /// The test's marker directory on the host filesystem (pods run on it).
+    marks: tempfile::TempDir,
+    up: Option<lab::Proc>,
+    starts: u32,
+}
+
+impl Cluster {
+    fn start(name: &str) -> Option<Cluster> {
+        let lab = Lab::new_or_skip(name)?;
+        let lan = lab.switch("lan", "198.51.100.0/24").unwrap();
+        let node = lab.node("n1", &lan).unwrap();
+        lab.register(CLUSTER_CIDR).unwrap();
+        let mut c = Cluster {
+            lab,
+            node,
+            data_dir: tempfile::tempdir().unwrap(),
+            marks: tempfile::tempdir().unwrap(),
+            up: None,
+            starts: 0,
+        };
+        c.spawn();
+        Some(c)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.data_dir.path().join("agent")
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.path().join("kubeconfig")
+    }
+
+    /// (Re)starts `portico up` in the node's namespace on the same data directory.
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.data_dir.path().join(format!("up-{}.log", self.starts))).unwrap();
+        let node_ip = self.node.ip().to_string();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portico"));
+        cmd.arg("up")
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .args(["--bind", "0.0.0.0:6443", "--advertise-address", &node_ip, "--node-ip", &node_ip])
+            .args(["--node-name", "n1", "--cluster-cidr", CLUSTER_CIDR])
+            .args(["--dns-listen", "127.0.0.1:53", "--dns-upstream", "127.0.0.1:9"])
+            .args(["--dns-health", "127.0.0.1:8080", "--dns-ready", "127.0.0.1:8080", "--dns-metrics", "127.0.0.1:8080"])
+            .arg("--netns-prefix")
+            .arg(format!("{}-pod-", self.lab.prefix()))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.up = Some(self.lab.spawn(&self.node, cmd).unwrap());
+        let ok = eventually(Duration::from_secs(60), || {
+            self.kubeconfig().exists() && self.kubectl(&["get", "--raw", "/readyz"]).status.success()
+        });
+        assert!(ok, "portico up did not come up:\n{}", self.log());
+    }
+
+    fn kill9(&mut self) {
+        if let Some(p) = self.up.take() {
+            p.kill().unwrap();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join(format!("up-{}.log", self.starts))).unwrap_or_default()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let kc = self.kubeconfig();
+        let mut argv = vec!["kubectl", "--kubeconfig", kc.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        match stdin {
+            None => self.lab.exec(&self.node, &argv).unwrap(),
+            Some(input) => {
+                let path = self.data_dir.path().join("stdin.yaml");
+                std::fs::write(&path, input).unwrap();
+                argv.extend(["-f", path.to_str().unwrap()]);
+                self.lab.exec(&self.node, &argv).unwrap()
+            }
+        }
+    }
+
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, manifest: &str) {
+        let out = self.kubectl_stdin(&["apply"], Some(manifest));
+        assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl_ok(&a)).unwrap()
+    }
+
+    fn pods(&self, selector: &str) -> Vec<Value> {
+        self.json(&["get", "pods", "-l", selector])["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The pod's log file, written by its container supervisor.
+    fn container_log(&self, uid: &str, container: &str) -> String {
+        let dir = self.state_dir().join("containers");
+        let mut out = String::new();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{uid}_{container}_")) {
+                for f in ["log", "container.log"] {
+                    out.push_str(&std::fs::read_to_string(e.path().join(f)).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    /// An HTTP GET from the node to `ip:port` (curl in the node's namespace).
+    fn curl(&self, ip: &str, port: u16) -> Option<String> {
+        self.lab.check_target(ip.parse().unwrap()).unwrap();
+        let url = format!("http://{ip}:{port}/");
+        let out = self.lab.exec(&self.node, &["curl", "-s", "--max-time", "3", &url]).unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// An HTTP GET from inside the pod whose namespace is `netns`.
+    fn curl_from_pod(&self, uid: &str, ip: &str, port: u16) -> Option<String> {
+        self.lab.check_target(ip.parse().unwrap()).unwrap();
+        let ns = format!("{}-pod-{uid}", self.lab.prefix());
+        let url = format!("http://{ip}:{port}/");
+        let out = Command::new("ip").args(["netns", "exec", &ns, "curl", "-s", "--max-time", "3", &url]).output().unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Cluster {
+    /// Pods' container supervisors outlive the agent by design: end the ones this cluster's
+    /// agent started (their PIDs are in its state directory) before the lab goes.
+    fn drop(&mut self) {
+        self.kill9();
+        for st in node::sandbox::Sandbox::new(self.state_dir().join("containers"), PathBuf::from("/nonexistent")).list() {
+            for pid in [st.pid, st.shim_pid].into_iter().flatten() {
+                if st.shim_alive || !st.has_ended() {
+                    // SAFETY: kill(2) on a PID this test's agent recorded for a process it started.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+}
+
+
+fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+fn is_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+#[allow(dead_code)]
+fn netns_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: web
+        image: demo
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: myapp-svc}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
+
+#[test]
+fn pods_run_with_their_own_ips_files_env_probes_and_survive_an_agent_restart() {
+    let Some(mut c) = Cluster::start("agent") else { return };
+
+    // The node registers, gets a pod CIDR from node IPAM, and turns Ready.
+    let ok = eventually(Duration::from_secs(60), || {
+        let n = c.json(&["get", "node", "n1"]);
+        let cidr = s(&n["spec"]["podCIDR"]);
+        let ready = n["status"]["conditions"].as_array().into_iter().flatten().any(|x| x["type"] == "Ready" && x["status"] == "True");
+        cidr.starts_with("198.19.") && ready
+    });
+    assert!(ok, "node n1 never became Ready with a pod CIDR:\n{}", c.log());
+    assert!(c.kubectl_ok(&["get", "lease", "-n", "kube-node-lease", "n1"]).contains("n1"));
+
+    // Three pods of a ReplicaSet: distinct IPs, each answers from the node and from the others.
+    c.apply(WEB);
+    let ok = eventually(Duration::from_secs(90), || {
+        let pods = c.pods("app=web");
+        pods.len() == 3 && pods.iter().all(is_ready)
+    });
+    assert!(ok, "web pods never all Ready: {}\n{}", c.kubectl_ok(&["get", "pods", "-o", "wide"]), c.log());
+    let pods = c.pods("app=web");
+    let ips: Vec<String> = pods.iter().map(|p| s(&p["status"]["podIP"])).collect();
+    let mut distinct = ips.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{ips:?}");
+    let wide = c.kubectl_ok(&["get", "pods", "-o", "wide"]);
+    for ip in &ips {
+        assert!(wide.contains(ip.as_str()), "{wide}");
+    }
+    for p in &pods {
+        let (name, ip) = (s(&p["metadata"]["name"]), s(&p["status"]["podIP"]));
+        let body = c.curl(&ip, 8080).unwrap_or_else(|| panic!("{name} at {ip} does not answer from the node"));
+        assert_eq!(body, format!("Hello World!\n{name}\n"));
+        for q in &pods {
+            let uid = s(&q["metadata"]["uid"]);
+            let got = c.curl_from_pod(&uid, &ip, 8080);
+            assert_eq!(got.as_deref(), Some(body.as_str()), "from {} to {name}", s(&q["metadata"]["name"]));
+        }
+    }
+    // The Service's EndpointSlice lists the three ready pods.
+    let ok = eventually(Duration::from_secs(20), || {
+        let slices = c.json(&["get", "endpointslices", "-l", "kubernetes.io/service-name=myapp-svc"]);
+        let ready: Vec<String> = slices["items"][0]["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["conditions"]["ready"] == true)
+            .map(|e| s(&e["addresses"][0]))
+            .collect();
+        ready.len() == 3
+    });
+    assert!(ok, "the Service's slice does not list 3 ready endpoints");
+
+    // A pod's own hostname, resolv.conf, hosts and Service variables; the host's files stay.
+    let host_resolv = std::fs::read("/etc/resolv.conf").unwrap();
+    let host_hosts = std::fs::read("/etc/hosts").unwrap();
+    c.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: probe-me}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "hostname; cat /etc/resolv.conf; cat /etc/hosts; env; sleep 3600"]
+"#,
+    );
+    let ok = eventually(Duration::from_secs(60), || c.pods("!app").iter().any(|p| s(&p["status"]["phase"]) == "Running"));
+    assert!(ok, "probe-me never Running:\n{}", c.log());
+    let pod = c.json(&["get", "pod", "probe-me"]);
+    let uid = s(&pod["metadata"]["uid"]);
+    let ok = eventually(Duration::from_secs(10), || c.container_log(&uid, "c").contains("MYAPP_SVC_SERVICE_HOST="));
+    let log = c.container_log(&uid, "c");
+    assert!(ok, "container log: {log}");
+    assert!(log.contains(" stdout F probe-me\n") || log.contains(" stdout P probe-me"), "hostname: {log}");
+    assert!(log.contains("nameserver 10.96.0.10"), "{log}");
+    assert!(log.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), "{log}");
+    assert!(log.contains("options ndots:5"), "{log}");
+    assert!(log.contains("# Kubernetes-managed hosts file."), "{log}");
+    let svc_ip = s(&c.json(&["get", "svc", "myapp-svc"])["spec"]["clusterIP"]);
+    assert!(log.contains(&format!("MYAPP_SVC_SERVICE_HOST={svc_ip}")), "{log}");
+    assert!(log.contains(&format!("MYAPP_SVC_PORT=tcp://{svc_ip}:80")), "{log}");
+    assert!(log.contains("KUBERNETES_SERVICE_HOST=10.96.0.1"), "{log}");
+    assert_eq!(std::fs::read("/etc/resolv.conf").unwrap(), host_resolv, "the host's resolv.conf changed");
+    assert_eq!(std::fs::read("/etc/hosts").unwrap(), host_hosts, "the host's hosts file changed");
+
+    // An app listening on 127.0.0.1 only answers inside its pod, not from other pods.
+    c.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: local-only}
+spec:
+  containers:
+  - name: c
+    image: python
+    command: ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"]
+"#,
+    );
+    let ok = eventually(Duration::from_secs(60), || s(&c.json(&["get", "pod", "local-only"])["status"]["phase"]) == "Running");
+    assert!(ok, "local-only never Running");
+    let local = c.json(&["get", "pod", "local-only"]);
+    let (local_uid, local_ip) = (s(&local["metadata"]["uid"]), s(&local["status"]["podIP"]));
+    assert!(eventually(Duration::from_secs(10), || c.curl_from_pod(&local_uid, "127.0.0.1", 8000).is_some()), "no answer inside the pod");
+    let other = s(&pods[0]["metadata"]["uid"]);
+    assert_eq!(c.curl_from_pod(&other, &local_ip, 8000), None, "a loopback-only app answered another pod");
+
+    // Readiness: an exec probe that starts failing takes the pod out of the slice, without a
+    // restart; back in after success. Liveness failure restarts the container.
+    let marks = c.marks.path().to_str().unwrap().to_owned();
+    std::fs::write(c.marks.path().join("ready"), "").unwrap();
+    std::fs::write(c.marks.path().join("alive"), "").unwrap();
+    c.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: flip, labels: {{app: flip}}}}
+spec:
+  containers:
+  - name: c
+    image: demo
+    ports: [{{containerPort: 8080}}]
+    readinessProbe: {{exec: {{command: ["test", "-f", "{marks}/ready"]}}, periodSeconds: 1, failureThreshold: 1}}
+    livenessProbe: {{exec: {{command: ["test", "-f", "{marks}/alive"]}}, periodSeconds: 1, failureThreshold: 2}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: flip}}
+spec:
+  selector: {{app: flip}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"#
+    ));
+    let slice_ready = |c: &Cluster| -> Option<bool> {
+        let slices = c.json(&["get", "endpointslices", "-l", "kubernetes.io/service-name=flip"]);
+        slices["items"][0]["endpoints"][0]["conditions"]["ready"].as_bool()
+    };
+    assert!(eventually(Duration::from_secs(60), || slice_ready(&c) == Some(true)), "flip never ready:\n{}", c.log());
+    std::fs::remove_file(c.marks.path().join("ready")).unwrap();
+    let t = Instant::now();
+    assert!(eventually(Duration::from_secs(10), || slice_ready(&c) == Some(false)), "flip never left the slice");
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(5), "readiness failure took {took:?} to reach the slice");
+    let pod = c.json(&["get", "pod", "flip"]);
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0, "readiness failure must not restart");
+    std::fs::write(c.marks.path().join("ready"), "").unwrap();
+    assert!(eventually(Duration::from_secs(10), || slice_ready(&c) == Some(true)), "flip never came back");
+    std::fs::remove_file(c.marks.path().join("alive")).unwrap();
+    let ok = eventually(Duration::from_secs(30), || {
+        c.json(&["get", "pod", "flip"])["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(0) >= 1
+    });
+    assert!(ok, "a failing liveness probe did not restart the container:\n{}", c.log());
+    std::fs::write(c.marks.path().join("alive"), "").unwrap();
+
+    // A command that does not exist: a waiting or terminated container with a clear message.
+    c.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: nosuch}
+spec:
+  containers:
+  - name: c
+    image: x
+    command: ["definitely-not-a-command"]
+"#,
+    );
+    let ok = eventually(Duration::from_secs(30), || {
+        let p = c.json(&["get", "pod", "nosuch"]);
+        let cs = &p["status"]["containerStatuses"][0];
+        let text = format!("{}{}", cs["state"], cs["lastState"]);
+        text.contains("definitely-not-a-command")
+    });
+    assert!(ok, "no clear reason for a missing command: {}", c.json(&["get", "pod", "nosuch"])["status"]);
+
+    // Agent (and API server) kill -9 and restart: pods keep running with their IPs, and are
+    // not restarted.
+    let before = c.pods("app=web");
+    c.kill9();
+    for p in &before {
+        let ip = s(&p["status"]["podIP"]);
+        assert!(c.curl(&ip, 8080).is_some(), "{ip} stopped answering while the agent was down");
+    }
+    c.spawn();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = c.pods("app=web");
+    for p in &before {
+        let name = s(&p["metadata"]["name"]);
+        let q = after.iter().find(|q| s(&q["metadata"]["name"]) == name).expect("pod kept");
+        assert_eq!(q["status"]["podIP"], p["status"]["podIP"], "{name} changed its IP");
+        assert_eq!(q["status"]["containerStatuses"][0]["restartCount"], 0, "{name} was restarted");
+    }
+    // A new pod after the restart gets an address no other pod has.
+    c.kubectl_ok(&["scale", "rs", "web", "--replicas", "4"]);
+    let ok = eventually(Duration::from_secs(60), || {
+        let pods = c.pods("app=web");
+        pods.len() == 4 && pods.iter().all(is_ready)
+    });
+    assert!(ok, "the fourth pod never became Ready:\n{}", c.log());
+    let mut all: Vec<String> = c.pods("").iter().map(|p| s(&p["status"]["podIP"])).filter(|ip| !ip.is_empty()).collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "an IP was handed out twice");
+
+    // Deleting a pod removes its namespace, veth and IP record.
+    let victim = &c.pods("app=web")[0];
+    let (name, uid) = (s(&victim["metadata"]["name"]), s(&victim["metadata"]["uid"]));
+    let ns = format!("{}-pod-{uid}", c.lab.prefix());
+    assert!(netns_exists(&ns), "{ns} missing while the pod runs");
+    c.kubectl_ok(&["delete", "pod", &name, "--wait=true", "--timeout=60s"]);
+    assert!(eventually(Duration::from_secs(10), || !netns_exists(&ns)), "{ns} left behind");
+    let ip = s(&victim["status"]["podIP"]);
+    assert!(!c.state_dir().join("net").join("ips").join(&ip).exists(), "the IP record of {ip} is left");
+    // One veth on the bridge per pod namespace: the victim's went with it.
+    let ok = eventually(Duration::from_secs(30), || {
+        let links = c.lab.exec(&c.node, &["ip", "-o", "link"]).unwrap();
+        let veths = String::from_utf8_lossy(&links.stdout).matches("master portico0").count();
+        let prefix = format!("{}-pod-", c.lab.prefix());
+        let namespaces = std::fs::read_dir("/run/netns").unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).count();
+        veths == namespaces
+    });
+    assert!(ok, "veths and pod namespaces disagree after a delete");
+
+    // Each resource is watched at most once with the agent running too.
+    let metrics = c.kubectl_ok(&["get", "--raw", "/metrics"]);
+    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total") && l.contains("verb=\"WATCH\"")) {
+        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(count <= 1.0, "watched more than once: {line}");
+    }
+}
