@@ -21,7 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PORTICO: &str = env!("CARGO_BIN_EXE_portico");
-const RESOLV: &str = "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n";
+const RESOLV: &str =
+    "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n";
 const HELPER_ENV: &str = "PORTICO_SANDBOX_TEST_HELPER";
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -109,7 +110,8 @@ impl Fixture {
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
             .map(|l| {
-                let r = parse_record(l).unwrap_or_else(|| panic!("not a CRI log line: {:?}", String::from_utf8_lossy(l)));
+                let r =
+                    parse_record(l).unwrap_or_else(|| panic!("not a CRI log line: {:?}", String::from_utf8_lossy(l)));
                 (r.stream, r.partial, String::from_utf8_lossy(r.content).into_owned())
             })
             .collect()
@@ -191,10 +193,7 @@ fn container_has_its_own_hostname_etc_files_and_volumes_while_the_host_keeps_its
 
     let out = fx.stdout("uts");
     let text = out.join("\n");
-    let expected = format!(
-        "uts-host\n--\n{RESOLV}--\n{}--\nuts-host\n--\nfrom the volume\nread-only",
-        spec.hosts
-    );
+    let expected = format!("uts-host\n--\n{RESOLV}--\n{}--\nuts-host\n--\nfrom the volume\nread-only", spec.hosts);
     assert!(text.starts_with(&expected), "container saw:\n{text}\nexpected to start with:\n{expected}");
     assert!(text.contains(&format!("inet {}/", fx.pod.ip())), "not in the pod's network namespace:\n{text}");
 
@@ -215,7 +214,20 @@ fn env_working_dir_log_and_exit_code_are_as_given() {
     assert_eq!((st.exit_code, st.reason.as_deref()), (Some(0), Some(REASON_COMPLETED)));
     let mut env = fx.stdout("env");
     env.sort();
-    assert_eq!(env, ["GREETING=hello world", "PATH=/usr/bin:/bin"], "the container's environment is not exactly the spec's");
+    assert_eq!(
+        env,
+        ["GREETING=hello world", "PATH=/usr/bin:/bin"],
+        "the container's environment is not exactly the spec's"
+    );
+
+    let mut spec = fx.spec("nobody", &["sh", "-c", "id -u; id -g; id -G"]);
+    (spec.run_as_user, spec.run_as_group) = (Some(65534), Some(65533));
+    fx.run_to_end(&spec);
+    assert_eq!(
+        fx.stdout("nobody"),
+        ["65534", "65533", "65533"],
+        "runAsUser/runAsGroup not applied (or root's groups kept)"
+    );
 
     let workdir = fx.tmp.path().join("work");
     std::fs::create_dir(&workdir).unwrap();
@@ -260,7 +272,10 @@ fn a_missing_command_is_a_start_error_not_a_hang() {
     let mut spec = fx.spec("baddir", &["true"]);
     spec.working_dir = Some("/portico-no-such-dir".into());
     let err = fx.start(&spec).unwrap_err().to_string();
-    assert!(err.contains("chdir to cwd (\"/portico-no-such-dir\")") && err.contains("no such file or directory"), "{err}");
+    assert!(
+        err.contains("chdir to cwd (\"/portico-no-such-dir\")") && err.contains("no such file or directory"),
+        "{err}"
+    );
 
     let mut spec = fx.spec("badns", &["true"]);
     spec.netns = "/run/netns/portico-no-such-netns".into();
@@ -402,10 +417,9 @@ fn enter_runs_commands_inside_a_running_container() {
     let st = fx.start(&spec).unwrap_or_else(|e| panic!("{e}"));
     assert!(st.is_running());
 
-    let argv: Vec<String> =
-        ["sh", "-c", "hostname; echo $FOO; pwd; cat /etc/hostname; ip -o -4 addr show dev eth0"]
-            .map(String::from)
-            .into();
+    let argv: Vec<String> = ["sh", "-c", "hostname; echo $FOO; pwd; cat /etc/hostname; ip -o -4 addr show dev eth0"]
+        .map(String::from)
+        .into();
     let out = fx.sandbox.enter("entered", &argv).unwrap().stdin(Stdio::null()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));

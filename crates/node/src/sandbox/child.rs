@@ -86,7 +86,8 @@ pub(crate) fn cstring(p: impl AsRef<OsStr>) -> io::Result<CString> {
 /// A bind of `source` at `target`; the directories to create are the target's missing
 /// ancestors, decided at exec time because an earlier volume may provide them.
 pub(crate) fn bind(source: &Path, target: &Path, read_only: bool) -> io::Result<Bind> {
-    let dir = std::fs::metadata(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?.is_dir();
+    let dir =
+        std::fs::metadata(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?.is_dir();
     let mut create = Vec::new();
     let mut ancestors: Vec<PathBuf> =
         target.ancestors().skip(1).filter(|a| a.parent().is_some()).map(Path::to_path_buf).collect();
@@ -107,14 +108,24 @@ impl Plan {
             // The shim blocks the signals it forwards; the container must start with none blocked.
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
-            check(self.report_fd, Step::SignalMask, 0, libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()))?;
+            check(
+                self.report_fd,
+                Step::SignalMask,
+                0,
+                libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()),
+            )?;
             check(self.report_fd, Step::JoinNetns, 0, libc::setns(self.netns_fd, libc::CLONE_NEWNET))?;
             check(self.report_fd, Step::Unshare, 0, libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWNS))?;
             // Before any mount: a slave tree still sees the host's later mounts but sends
             // nothing back, so the binds below stay inside this namespace.
             let root = c"/".as_ptr();
             let none = std::ptr::null();
-            check(self.report_fd, Step::MountSlave, 0, libc::mount(none, root, none, libc::MS_REC | libc::MS_SLAVE, none.cast()))?;
+            check(
+                self.report_fd,
+                Step::MountSlave,
+                0,
+                libc::mount(none, root, none, libc::MS_REC | libc::MS_SLAVE, none.cast()),
+            )?;
             let h = &self.hostname;
             check(self.report_fd, Step::SetHostname, 0, libc::sethostname(h.as_ptr(), h.as_bytes().len()))?;
             for (i, (src, dst)) in self.etc.iter().enumerate() {
@@ -132,7 +143,8 @@ impl Plan {
                     check(self.report_fd, Step::VolumeDir, i, fd)?;
                     libc::close(fd);
                 }
-                let rc = libc::mount(v.source.as_ptr(), v.target.as_ptr(), none, libc::MS_BIND | libc::MS_REC, none.cast());
+                let rc =
+                    libc::mount(v.source.as_ptr(), v.target.as_ptr(), none, libc::MS_BIND | libc::MS_REC, none.cast());
                 check(self.report_fd, Step::VolumeBind, i, rc)?;
                 if v.read_only {
                     let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;

@@ -15,7 +15,7 @@ const MAX_HEAD: usize = 64 * 1024;
 pub fn demo_main(pod_name: &str, tcp: &[u16], udp: &[u16]) -> ! {
     let body: Arc<[u8]> = format!("Hello World!\n{pod_name}\n").into_bytes().into();
     for &port in tcp {
-        let listeners = bind_all(port, |a| TcpListener::bind(a));
+        let listeners = bind_all(port, TcpListener::bind);
         if listeners.is_empty() {
             fail(&format!("cannot listen on TCP port {port}"));
         }
@@ -25,7 +25,7 @@ pub fn demo_main(pod_name: &str, tcp: &[u16], udp: &[u16]) -> ! {
         }
     }
     for &port in udp {
-        let sockets = bind_all(port, |a| UdpSocket::bind(a));
+        let sockets = bind_all(port, UdpSocket::bind);
         if sockets.is_empty() {
             fail(&format!("cannot bind UDP port {port}"));
         }
@@ -145,7 +145,8 @@ impl Request {
         let (method, _target, version) = (parts.next(), parts.next(), parts.next());
         let http10 = version == Some("HTTP/1.0");
         let bad = method.is_none() || !version.is_some_and(|v| v.starts_with("HTTP/1."));
-        let mut req = Request { head_only: method == Some("HEAD"), keep_alive: !http10, content_length: 0, chunked: false, bad };
+        let mut req =
+            Request { head_only: method == Some("HEAD"), keep_alive: !http10, content_length: 0, chunked: false, bad };
         for line in lines {
             let Some((name, value)) = line.split_once(':') else { continue };
             let value = value.trim();
@@ -221,7 +222,8 @@ mod tests {
         std::thread::spawn(move || accept_loop(listener, Arc::from(&b"Hello World!\np\n"[..])));
         let mut c = TcpStream::connect(addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        c.write_all(b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+        c.write_all(b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let mut all = String::new();
         c.read_to_string(&mut all).unwrap();
         assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 2, "{all}");

@@ -154,7 +154,8 @@ mod tests {
         lines.feed(b"abcdefghij", now(), &mut out);
         lines.feed(b"k\nxy", now(), &mut out);
         lines.finish(now(), &mut out);
-        let recs: Vec<_> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| parse_record(l).unwrap()).collect();
+        let recs: Vec<_> =
+            out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| parse_record(l).unwrap()).collect();
         let got: Vec<(bool, &[u8])> = recs.iter().map(|r| (r.partial, r.content)).collect();
         assert_eq!(got, [(true, &b"abcd"[..]), (true, b"efgh"), (false, b"ijk"), (false, b"xy")]);
         // A line of exactly max_line bytes is full, not partial.

@@ -27,9 +27,7 @@ pub use demo::demo_main;
 pub use nix::sys::signal::Signal;
 pub use shim::shim_main;
 pub use spec::{ContainerSpec, DEFAULT_PATH, Mount, Protocol};
-pub use state::{
-    ContainerState, REASON_COMPLETED, REASON_ERROR, REASON_START_ERROR, START_ERROR_EXIT_CODE, Status,
-};
+pub use state::{ContainerState, REASON_COMPLETED, REASON_ERROR, REASON_START_ERROR, START_ERROR_EXIT_CODE, Status};
 
 use std::ffi::CString;
 use std::fs;
@@ -116,7 +114,8 @@ impl Sandbox {
             }
             Err(e) => return Err(io_err(id, format!("creating {}", dir.display()))(e)),
         }
-        let json = serde_json::to_vec_pretty(spec).map_err(|e| io_err(id, "serializing the spec")(io::Error::other(e)))?;
+        let json =
+            serde_json::to_vec_pretty(spec).map_err(|e| io_err(id, "serializing the spec")(io::Error::other(e)))?;
         state::write_atomic(&dir.join(state::SPEC_FILE), &json).map_err(io_err(id, "writing spec.json"))?;
         let stderr = fs::File::create(dir.join(state::SHIM_STDERR_FILE)).map_err(io_err(id, "creating shim.stderr"))?;
 
@@ -137,7 +136,10 @@ impl Sandbox {
         let status = launcher.wait().await.map_err(io_err(id, "waiting for the shim launcher"))?;
         let shim_pid: Option<u32> = line.trim().parse().ok();
         if !status.success() || shim_pid.is_none() {
-            return Err(SandboxError::Shim { id: id.into(), detail: format!("launcher {status}; {}", shim_logs(&dir)) });
+            return Err(SandboxError::Shim {
+                id: id.into(),
+                detail: format!("launcher {status}; {}", shim_logs(&dir)),
+            });
         }
         tracing::debug!(id, shim_pid, "container shim launched");
 
@@ -154,11 +156,22 @@ impl Sandbox {
                 }
                 // Written by the shim, so the shim got going; it must stay alive to report.
                 Some(st) if !st.shim_alive => {
-                    return Err(SandboxError::Shim { id: id.into(), detail: format!("exited early; {}", shim_logs(&dir)) });
+                    return Err(SandboxError::Shim {
+                        id: id.into(),
+                        detail: format!("exited early; {}", shim_logs(&dir)),
+                    });
                 }
                 _ => tokio::time::sleep(POLL).await,
             }
         }
+        // A shim that cannot report is of no use to anyone; stop it rather than leak it.
+        if let Some(st) = state::read_state(&dir)
+            && let (Some(pid), Some(start)) = (st.shim_pid, st.shim_start_time)
+            && let Ok(fd) = pidfd::open(pid, start)
+        {
+            let _ = pidfd::send_signal(&fd, libc::SIGKILL);
+        }
+        tracing::warn!(id, "container shim gave no start report; killed it");
         Err(SandboxError::StartTimeout { id: id.into(), after: START_TIMEOUT })
     }
 

@@ -125,7 +125,9 @@ fn run(dir: &Path, log: &ShimLog) -> Result<(), String> {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     for _ in 0..2 {
         if child.logs_done.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_err() {
-            log.line(format_args!("log not drained within {DRAIN_TIMEOUT:?}; something outside the container holds its output"));
+            log.line(format_args!(
+                "log not drained within {DRAIN_TIMEOUT:?}; something outside the container holds its output"
+            ));
             break;
         }
     }
@@ -172,7 +174,10 @@ fn launch(dir: &Path, spec: &ContainerSpec, log: &ShimLog) -> Result<Running, St
             log.line(format_args!("{} does not exist on this host; the container gets none", target.display()));
             continue;
         }
-        etc.push((child::cstring(&source).map_err(|e| e.to_string())?, child::cstring(&target).map_err(|e| e.to_string())?));
+        etc.push((
+            child::cstring(&source).map_err(|e| e.to_string())?,
+            child::cstring(&target).map_err(|e| e.to_string())?,
+        ));
         etc_targets.push(target);
     }
     let mut volumes = Vec::new();
@@ -183,7 +188,8 @@ fn launch(dir: &Path, spec: &ContainerSpec, log: &ShimLog) -> Result<Running, St
         );
     }
     let workdir = spec.working_dir.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let netns = File::open(&spec.netns).map_err(|e| format!("opening network namespace {}: {}", spec.netns.display(), go_err(&e)))?;
+    let netns = File::open(&spec.netns)
+        .map_err(|e| format!("opening network namespace {}: {}", spec.netns.display(), go_err(&e)))?;
 
     let stdin = if spec.stdin {
         // A fifo opened read-write never reads EOF: the container's stdin stays open for a
@@ -192,7 +198,13 @@ fn launch(dir: &Path, spec: &ContainerSpec, log: &ShimLog) -> Result<Running, St
         let _ = fs::remove_file(&fifo);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
             .map_err(|e| format!("creating stdin fifo {}: {e}", fifo.display()))?;
-        Stdio::from(OpenOptions::new().read(true).write(true).open(&fifo).map_err(|e| format!("opening {}: {e}", fifo.display()))?)
+        Stdio::from(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&fifo)
+                .map_err(|e| format!("opening {}: {e}", fifo.display()))?,
+        )
     } else {
         Stdio::null()
     };
@@ -432,7 +444,10 @@ mod tests {
             "exec: \"/bin/nosuch\": stat /bin/nosuch: no such file or directory"
         );
         let eacces = io::Error::from_raw_os_error(libc::EACCES);
-        assert_eq!(start_error(&eacces, None, "/etc/hosts", &s, &[], Path::new("/")), "exec: \"/etc/hosts\": permission denied");
+        assert_eq!(
+            start_error(&eacces, None, "/etc/hosts", &s, &[], Path::new("/")),
+            "exec: \"/etc/hosts\": permission denied"
+        );
         assert_eq!(
             start_error(&enoent, Some((Step::Chdir, 0)), "x", &s, &[], Path::new("/nosuch")),
             "chdir to cwd (\"/nosuch\") set in the container spec failed: no such file or directory"

@@ -108,7 +108,8 @@ impl ContainerSpec {
                 self.demo_ports.iter().filter(|(_, p)| *p == proto).map(|(port, _)| port.to_string()).collect();
             list.join(",")
         };
-        let mut argv = vec![exe.to_string_lossy().into_owned(), "demo".into(), "--pod-name".into(), self.pod_name.clone()];
+        let mut argv =
+            vec![exe.to_string_lossy().into_owned(), "demo".into(), "--pod-name".into(), self.pod_name.clone()];
         for (flag, proto) in [("--tcp", Protocol::Tcp), ("--udp", Protocol::Udp)] {
             let list = ports(proto);
             if !list.is_empty() {
@@ -185,7 +186,8 @@ mod tests {
     #[test]
     fn validation_names_the_problem() {
         assert!(spec().validate().is_ok());
-        let cases: Vec<(fn(&mut ContainerSpec), &str)> = vec![
+        type Mutation = fn(&mut ContainerSpec);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|s| s.id = "a/b".into(), "'/'"),
             (|s| s.id = "..".into(), "directory name"),
             (|s| s.hostname = "x".repeat(65), "hostname"),
