@@ -14,6 +14,21 @@
 //!                  etc/           the container's resolv.conf, hosts, hostname
 //!                  stdin          a fifo, for containers with stdin: true
 //! ```
+//!
+//! For the agent:
+//! - `exe` must be the portico binary (its hidden `shim` and `demo` subcommands); the shim runs
+//!   the demo server from its own `/proc/self/exe`.
+//! - An id is claimed once: start the next run under a new id (restart count), and
+//!   [`Sandbox::remove`] ended ones. On restart, [`Sandbox::list`] is the truth: a container
+//!   that is not ended but whose `shim_alive` is false lost its supervisor (it will never
+//!   report an exit, and its output has nowhere to go); signal it and treat it as failed.
+//! - Signals reach the main process only (via a pidfd checked against its start time, so never
+//!   a reused pid). When the main process ends, the shim SIGKILLs the rest of its process group,
+//!   as the end of a PID namespace would; a process that left the group survives.
+//! - Shims are orphans by design and are reaped by init; where pid 1 does not reap, they stay
+//!   zombies (not running) until a subreaper reaps them, as the tests do.
+//! - Volume mount points that do not exist are created on the host's filesystem (only the
+//!   mount itself is private); missing /etc files are not created, the container then lacks them.
 
 mod child;
 mod demo;
