@@ -33,6 +33,24 @@ pub enum Command {
     Agent(AgentCommandArgs),
     /// Print the version the API server reports.
     Version,
+    /// Container supervisor, started by the node agent for each container (internal).
+    #[command(hide = true)]
+    Shim {
+        /// The container's state directory (holds spec.json).
+        dir: PathBuf,
+    },
+    /// The built-in demo server that containers without a command run (internal).
+    #[command(hide = true)]
+    Demo {
+        #[arg(long)]
+        pod_name: String,
+        /// TCP ports to answer HTTP on.
+        #[arg(long, value_delimiter = ',')]
+        tcp: Vec<u16>,
+        /// UDP ports to echo on.
+        #[arg(long, value_delimiter = ',')]
+        udp: Vec<u16>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -265,6 +283,16 @@ impl ServerArgs {
 }
 
 impl Cli {
+    /// Runs the hidden subcommands, which never return. They must run before logging and the
+    /// async runtime start: the shim forks, which is only sound in a single-threaded process.
+    pub fn run_hidden(&self) {
+        match &self.command {
+            Command::Shim { dir } => node::sandbox::shim_main(dir),
+            Command::Demo { pod_name, tcp, udp } => node::sandbox::demo_main(pod_name, tcp, udp),
+            _ => {}
+        }
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Up(args) => {
@@ -365,6 +393,9 @@ impl Cli {
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
                 Ok(())
+            }
+            Command::Shim { .. } | Command::Demo { .. } => {
+                anyhow::bail!("internal subcommand reached the async runtime; main must call run_hidden first")
             }
         }
     }

@@ -7,6 +7,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    cli.run_hidden();
     cli::init_logging(&cli.log_format);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
