@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Command {
     /// Run everything on this machine with the embedded store: the API server, the
     /// controllers and the cluster DNS.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run the API server (with the controllers) alone.
     Server(ServerArgs),
     /// Run the cluster DNS against a Kubernetes API (Portico's or any cluster's).
@@ -200,7 +200,8 @@ impl AgentArgs {
         };
         let node_ip = match self.node_ip {
             Some(ip) => ip,
-            None => first_interface_ip().ok_or_else(|| anyhow::anyhow!("no interface address for the node; pass --node-ip"))?,
+            None => first_interface_ip()
+                .ok_or_else(|| anyhow::anyhow!("no interface address for the node; pass --node-ip"))?,
         };
         let cluster_cidr = cluster_cidr.parse().map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
         Ok(node::agent::Config {
@@ -251,7 +252,9 @@ fn first_interface_ip() -> Option<std::net::IpAddr> {
 fn default_data_dir(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match given {
         Some(d) => Ok(d.clone()),
-        None => Ok(dirs::data_dir().ok_or_else(|| anyhow::anyhow!("no user data directory; pass --data-dir"))?.join("portico")),
+        None => Ok(dirs::data_dir()
+            .ok_or_else(|| anyhow::anyhow!("no user data directory; pass --data-dir"))?
+            .join("portico")),
     }
 }
 

@@ -62,7 +62,14 @@ impl Cluster {
             .args(["--bind", "0.0.0.0:6443", "--advertise-address", &node_ip, "--node-ip", &node_ip])
             .args(["--node-name", "n1", "--cluster-cidr", CLUSTER_CIDR])
             .args(["--dns-listen", "127.0.0.1:53", "--dns-upstream", "127.0.0.1:9"])
-            .args(["--dns-health", "127.0.0.1:8080", "--dns-ready", "127.0.0.1:8080", "--dns-metrics", "127.0.0.1:8080"])
+            .args([
+                "--dns-health",
+                "127.0.0.1:8080",
+                "--dns-ready",
+                "127.0.0.1:8080",
+                "--dns-metrics",
+                "127.0.0.1:8080",
+            ])
             .arg("--netns-prefix")
             .arg(format!("{}-pod-", self.lab.prefix()))
             .env("RUST_LOG", "info")
@@ -153,7 +160,8 @@ impl Cluster {
         self.lab.check_target(ip.parse().unwrap()).unwrap();
         let ns = format!("{}-pod-{uid}", self.lab.prefix());
         let url = format!("http://{ip}:{port}/");
-        let out = Command::new("ip").args(["netns", "exec", &ns, "curl", "-s", "--max-time", "3", &url]).output().unwrap();
+        let out =
+            Command::new("ip").args(["netns", "exec", &ns, "curl", "-s", "--max-time", "3", &url]).output().unwrap();
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
@@ -163,7 +171,8 @@ impl Drop for Cluster {
     /// agent started (their PIDs are in its state directory) before the lab goes.
     fn drop(&mut self) {
         self.kill9();
-        for st in node::sandbox::Sandbox::new(self.state_dir().join("containers"), PathBuf::from("/nonexistent")).list() {
+        for st in node::sandbox::Sandbox::new(self.state_dir().join("containers"), PathBuf::from("/nonexistent")).list()
+        {
             for pid in [st.pid, st.shim_pid].into_iter().flatten() {
                 if st.shim_alive || !st.has_ended() {
                     // SAFETY: kill(2) on a PID this test's agent recorded for a process it started.
@@ -173,7 +182,6 @@ impl Drop for Cluster {
         }
     }
 }
-
 
 fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -232,7 +240,11 @@ fn pods_run_with_their_own_ips_files_env_probes_and_survive_an_agent_restart() {
     let ok = eventually(Duration::from_secs(60), || {
         let n = c.json(&["get", "node", "n1"]);
         let cidr = s(&n["spec"]["podCIDR"]);
-        let ready = n["status"]["conditions"].as_array().into_iter().flatten().any(|x| x["type"] == "Ready" && x["status"] == "True");
+        let ready = n["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|x| x["type"] == "Ready" && x["status"] == "True");
         cidr.starts_with("198.19.") && ready
     });
     assert!(ok, "node n1 never became Ready with a pod CIDR:\n{}", c.log());
@@ -294,7 +306,8 @@ spec:
     command: ["sh", "-c", "hostname; cat /etc/resolv.conf; cat /etc/hosts; env; sleep 3600"]
 "#,
     );
-    let ok = eventually(Duration::from_secs(60), || c.pods("!app").iter().any(|p| s(&p["status"]["phase"]) == "Running"));
+    let ok =
+        eventually(Duration::from_secs(60), || c.pods("!app").iter().any(|p| s(&p["status"]["phase"]) == "Running"));
     assert!(ok, "probe-me never Running:\n{}", c.log());
     let pod = c.json(&["get", "pod", "probe-me"]);
     let uid = s(&pod["metadata"]["uid"]);
@@ -326,11 +339,16 @@ spec:
     command: ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"]
 "#,
     );
-    let ok = eventually(Duration::from_secs(60), || s(&c.json(&["get", "pod", "local-only"])["status"]["phase"]) == "Running");
+    let ok = eventually(Duration::from_secs(60), || {
+        s(&c.json(&["get", "pod", "local-only"])["status"]["phase"]) == "Running"
+    });
     assert!(ok, "local-only never Running");
     let local = c.json(&["get", "pod", "local-only"]);
     let (local_uid, local_ip) = (s(&local["metadata"]["uid"]), s(&local["status"]["podIP"]));
-    assert!(eventually(Duration::from_secs(10), || c.curl_from_pod(&local_uid, "127.0.0.1", 8000).is_some()), "no answer inside the pod");
+    assert!(
+        eventually(Duration::from_secs(10), || c.curl_from_pod(&local_uid, "127.0.0.1", 8000).is_some()),
+        "no answer inside the pod"
+    );
     let other = s(&pods[0]["metadata"]["uid"]);
     assert_eq!(c.curl_from_pod(&other, &local_ip, 8000), None, "a loopback-only app answered another pod");
 
@@ -426,7 +444,8 @@ spec:
         pods.len() == 4 && pods.iter().all(is_ready)
     });
     assert!(ok, "the fourth pod never became Ready:\n{}", c.log());
-    let mut all: Vec<String> = c.pods("").iter().map(|p| s(&p["status"]["podIP"])).filter(|ip| !ip.is_empty()).collect();
+    let mut all: Vec<String> =
+        c.pods("").iter().map(|p| s(&p["status"]["podIP"])).filter(|ip| !ip.is_empty()).collect();
     let n = all.len();
     all.sort();
     all.dedup();
@@ -446,7 +465,11 @@ spec:
         let links = c.lab.exec(&c.node, &["ip", "-o", "link"]).unwrap();
         let veths = String::from_utf8_lossy(&links.stdout).matches("master portico0").count();
         let prefix = format!("{}-pod-", c.lab.prefix());
-        let namespaces = std::fs::read_dir("/run/netns").unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).count();
+        let namespaces = std::fs::read_dir("/run/netns")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .count();
         veths == namespaces
     });
     assert!(ok, "veths and pod namespaces disagree after a delete");

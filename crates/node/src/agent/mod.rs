@@ -147,10 +147,8 @@ pub async fn run(informers: Informers, cfg: Config) -> Result<(), String> {
 async fn wait_for_pod_cidr(nodes: &component::Informer<Node>, name: &str) -> Cidr {
     let mut events = nodes.subscribe();
     loop {
-        let cidr = nodes
-            .get("", name)
-            .and_then(|n| n.spec.as_ref()?.pod_cidr.clone())
-            .and_then(|c| c.parse::<Cidr>().ok());
+        let cidr =
+            nodes.get("", name).and_then(|n| n.spec.as_ref()?.pod_cidr.clone()).and_then(|c| c.parse::<Cidr>().ok());
         if let Some(c) = cidr {
             return c;
         }

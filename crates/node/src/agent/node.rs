@@ -140,7 +140,8 @@ pub async fn report(client: &kube::Client, info: &NodeInfo, ready: bool) -> Resu
 pub async fn renew_lease(client: &kube::Client, node: &Node) -> Result<(), kube::Error> {
     let name = node.metadata.name.clone().unwrap_or_default();
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
-    let spec = json!({"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION_SECONDS, "renewTime": micro_now()});
+    let spec =
+        json!({"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION_SECONDS, "renewTime": micro_now()});
     match leases.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec}))).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => {

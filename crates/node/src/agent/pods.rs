@@ -158,7 +158,17 @@ fn demo_ports(c: &Container) -> Vec<(u16, Protocol)> {
 
 /// Drives one pod from its first sight on this node until its API object is gone.
 pub async fn work(shared: Arc<Shared>, key: component::informer::Key, uid: String, wake: Arc<Notify>) {
-    let mut w = Worker { shared, key, uid, pod: None, attachment: None, runs: vec![], volumes: BTreeMap::new(), written: None, start_time: now() };
+    let mut w = Worker {
+        shared,
+        key,
+        uid,
+        pod: None,
+        attachment: None,
+        runs: vec![],
+        volumes: BTreeMap::new(),
+        written: None,
+        start_time: now(),
+    };
     w.run(wake).await;
 }
 
@@ -194,7 +204,8 @@ impl Worker {
                 return;
             };
             if lean.deletion_timestamp.is_some() {
-                let grace = self.pod.as_ref().and_then(|p| p.spec.as_ref()?.termination_grace_period_seconds).unwrap_or(30);
+                let grace =
+                    self.pod.as_ref().and_then(|p| p.spec.as_ref()?.termination_grace_period_seconds).unwrap_or(30);
                 self.stop(Duration::from_secs(grace.max(0) as u64)).await;
                 self.teardown().await;
                 self.finalize().await;
@@ -244,7 +255,9 @@ impl Worker {
             self.attachment = Some(a);
             self.write_status().await;
         }
-        if self.volumes.is_empty() && self.pod.as_ref().and_then(|p| p.spec.as_ref()?.volumes.as_ref()).is_some_and(|v| !v.is_empty()) {
+        if self.volumes.is_empty()
+            && self.pod.as_ref().and_then(|p| p.spec.as_ref()?.volumes.as_ref()).is_some_and(|v| !v.is_empty())
+        {
             let pod = self.pod.clone().unwrap_or_default();
             let (cms, secrets) = volumes::references(&pod);
             let (cms, secrets) = (self.config_maps(&cms).await, self.secrets(&secrets).await);
@@ -385,11 +398,8 @@ impl Worker {
         r.last_termination = Some(t.clone());
         r.restart_after = Some(Instant::now() + wait);
         r.backoff = if wait.is_zero() { BACKOFF_INITIAL } else { (wait * 2).min(BACKOFF_MAX) };
-        let message = format!(
-            "back-off {}s restarting failed container={} pod={name}_{ns}({uid})",
-            wait.as_secs(),
-            r.spec.name
-        );
+        let message =
+            format!("back-off {}s restarting failed container={} pod={name}_{ns}({uid})", wait.as_secs(), r.spec.name);
         r.state = State::Waiting { reason: "CrashLoopBackOff".into(), message: Some(message) };
     }
 
@@ -397,7 +407,8 @@ impl Worker {
         let Some(pod) = self.pod.clone() else { return };
         let Some(att) = self.attachment.clone() else { return };
         let c = self.runs[i].spec.clone();
-        let restart = if self.runs[i].id.is_some() { self.runs[i].restart_count + 1 } else { self.runs[i].restart_count };
+        let restart =
+            if self.runs[i].id.is_some() { self.runs[i].restart_count + 1 } else { self.runs[i].restart_count };
         let (cm_names, secret_names) = env::references(&c);
         let sources = Sources {
             services: self.services(&pod),
@@ -408,14 +419,16 @@ impl Worker {
         let env = match env::container_env(&pod, &c, &rt, &sources) {
             Ok(e) => e,
             Err(message) => {
-                self.runs[i].state = State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) };
+                self.runs[i].state =
+                    State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) };
                 return;
             }
         };
         let mounts = match volumes::mounts(&c, &self.volumes) {
             Ok(m) => m,
             Err(message) => {
-                self.runs[i].state = State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) };
+                self.runs[i].state =
+                    State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) };
                 return;
             }
         };
@@ -432,8 +445,14 @@ impl Worker {
             argv: argv(&c, &env),
             env,
             working_dir: c.working_dir.clone().map(PathBuf::from),
-            run_as_user: sc.and_then(|s| s.run_as_user).or(psc.and_then(|s| s.run_as_user)).and_then(|u| u32::try_from(u).ok()),
-            run_as_group: sc.and_then(|s| s.run_as_group).or(psc.and_then(|s| s.run_as_group)).and_then(|g| u32::try_from(g).ok()),
+            run_as_user: sc
+                .and_then(|s| s.run_as_user)
+                .or(psc.and_then(|s| s.run_as_user))
+                .and_then(|u| u32::try_from(u).ok()),
+            run_as_group: sc
+                .and_then(|s| s.run_as_group)
+                .or(psc.and_then(|s| s.run_as_group))
+                .and_then(|g| u32::try_from(g).ok()),
             stdin: c.stdin.unwrap_or(false),
             tty: c.tty.unwrap_or(false),
             demo_ports: demo_ports(&c),
@@ -549,14 +568,18 @@ impl Worker {
     /// An exec preStop hook, bounded by the grace period.
     async fn pre_stop(&self, i: usize, grace: Duration) {
         let r = &self.runs[i];
-        let Some(exec) = r.spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).and_then(|h| h.exec.as_ref()) else {
+        let Some(exec) = r.spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).and_then(|h| h.exec.as_ref())
+        else {
             return;
         };
         let Some(id) = &r.id else { return };
         let argv = exec.command.clone().unwrap_or_default();
         if let Ok(cmd) = self.shared.sandbox.enter(id, &argv) {
             let mut cmd = tokio::process::Command::from(cmd);
-            cmd.kill_on_drop(true).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            cmd.kill_on_drop(true)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
             if let Ok(mut child) = cmd.spawn() {
                 let _ = tokio::time::timeout(grace, child.wait()).await;
             }
@@ -663,11 +686,8 @@ impl Worker {
         let init: Vec<status::Container> = self.runs.iter().filter(|r| r.init).map(Run::view).collect();
         let containers: Vec<status::Container> = self.runs.iter().filter(|r| !r.init).map(Run::view).collect();
         let ips: Vec<IpAddr> = self.attachment.iter().map(|a| a.ip).collect();
-        let previous: Vec<Value> = self
-            .written
-            .as_ref()
-            .and_then(|s| s["conditions"].as_array().cloned())
-            .unwrap_or_default();
+        let previous: Vec<Value> =
+            self.written.as_ref().and_then(|s| s["conditions"].as_array().cloned()).unwrap_or_default();
         let policy = self.restart_policy();
         let t = now();
         let view = status::PodView {
@@ -714,11 +734,15 @@ mod tests {
 
     #[test]
     fn argv_follows_the_no_image_rule() {
-        let c: Container = serde_json::from_value(json!({"name": "c", "command": ["sh", "-c"], "args": ["echo $(MSG)"]})).unwrap();
+        let c: Container =
+            serde_json::from_value(json!({"name": "c", "command": ["sh", "-c"], "args": ["echo $(MSG)"]})).unwrap();
         assert_eq!(argv(&c, &[("MSG".into(), "hi".into())]), ["sh", "-c", "echo hi"]);
         let args_only: Container = serde_json::from_value(json!({"name": "c", "args": ["sleep", "3600"]})).unwrap();
         assert_eq!(argv(&args_only, &[]), ["sleep", "3600"]);
-        let neither: Container = serde_json::from_value(json!({"name": "c", "ports": [{"containerPort": 8080}, {"containerPort": 53, "protocol": "UDP"}]})).unwrap();
+        let neither: Container = serde_json::from_value(
+            json!({"name": "c", "ports": [{"containerPort": 8080}, {"containerPort": 53, "protocol": "UDP"}]}),
+        )
+        .unwrap();
         assert!(argv(&neither, &[]).is_empty());
         assert_eq!(demo_ports(&neither), [(8080, Protocol::Tcp), (53, Protocol::Udp)]);
     }

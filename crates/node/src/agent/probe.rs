@@ -177,7 +177,9 @@ fn http(target: &Target, get: &k8s_openapi::api::core::v1::HTTPGetAction, port: 
     });
     let head = match result {
         Ok(Ok(h)) => h,
-        Ok(Err(e)) => return Outcome::Failure(format!("Get \"http://{host_header}{}\": {e}", get.path.as_deref().unwrap_or("/"))),
+        Ok(Err(e)) => {
+            return Outcome::Failure(format!("Get \"http://{host_header}{}\": {e}", get.path.as_deref().unwrap_or("/")));
+        }
         Err(e) => return Outcome::Failure(format!("entering the pod's network namespace: {e}")),
     };
     let code = head.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
@@ -191,7 +193,10 @@ fn http(target: &Target, get: &k8s_openapi::api::core::v1::HTTPGetAction, port: 
 /// Runs the exec action's command (through `command`, already set to enter the container)
 /// with the probe's timeout.
 async fn exec(mut command: tokio::process::Command, timeout: Duration) -> Outcome {
-    command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     command.kill_on_drop(true);
     let child = match command.spawn() {
         Ok(c) => c,
@@ -264,7 +269,9 @@ mod tests {
     fn thresholds_settle_the_result_as_kubelet_does() {
         let t0 = Instant::now();
         let mut s = Schedule::new(
-            probe(json!({"exec": {"command": ["true"]}, "periodSeconds": 2, "failureThreshold": 2, "successThreshold": 2})),
+            probe(
+                json!({"exec": {"command": ["true"]}, "periodSeconds": 2, "failureThreshold": 2, "successThreshold": 2}),
+            ),
             Kind::Readiness,
             t0,
         );
@@ -282,7 +289,8 @@ mod tests {
 
     #[test]
     fn named_ports_resolve_against_the_container() {
-        let c: Container = serde_json::from_value(json!({"name": "c", "ports": [{"name": "http", "containerPort": 8080}]})).unwrap();
+        let c: Container =
+            serde_json::from_value(json!({"name": "c", "ports": [{"name": "http", "containerPort": 8080}]})).unwrap();
         assert_eq!(port(&IntOrString::String("http".into()), &c), Ok(8080));
         assert!(port(&IntOrString::String("grpc".into()), &c).is_err());
         assert_eq!(port(&IntOrString::Int(81), &c), Ok(81));
@@ -321,6 +329,9 @@ mod tests {
         let http = probe(json!({"httpGet": {"port": port, "path": "/healthz"}}));
         assert_eq!(run(&http, &c, &t, never).await, Outcome::Failure("HTTP probe failed with statuscode: 503".into()));
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        assert!(matches!(run(&probe(json!({"tcpSocket": {"port": closed}})), &c, &t, never).await, Outcome::Failure(_)));
+        assert!(matches!(
+            run(&probe(json!({"tcpSocket": {"port": closed}})), &c, &t, never).await,
+            Outcome::Failure(_)
+        ));
     }
 }

@@ -27,7 +27,11 @@ fn write_items(dir: &Path, data: &BTreeMap<String, String>, items: Option<&Vec<K
     let files: Vec<(String, &String)> = match items {
         Some(items) => items
             .iter()
-            .map(|i| data.get(&i.key).map(|v| (i.path.clone(), v)).ok_or_else(|| format!("configured key {} not found", i.key)))
+            .map(|i| {
+                data.get(&i.key)
+                    .map(|v| (i.path.clone(), v))
+                    .ok_or_else(|| format!("configured key {} not found", i.key))
+            })
             .collect::<Result<_, _>>()?,
         None => data.iter().map(|(k, v)| (k.clone(), v)).collect(),
     };
@@ -46,7 +50,12 @@ fn write_items(dir: &Path, data: &BTreeMap<String, String>, items: Option<&Vec<K
 
 /// Writes each volume of the pod under `root` (`<root>/<volume name>`); returns the directory
 /// of each volume. An error names the volume, as kubelet's `FailedMount` events do.
-pub fn prepare(pod: &Pod, root: &Path, config_maps: &Data, secrets: &Data) -> Result<BTreeMap<String, PathBuf>, String> {
+pub fn prepare(
+    pod: &Pod,
+    root: &Path,
+    config_maps: &Data,
+    secrets: &Data,
+) -> Result<BTreeMap<String, PathBuf>, String> {
     let mut dirs = BTreeMap::new();
     for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
         let dir = root.join(&v.name);
@@ -137,7 +146,8 @@ mod tests {
         }))
         .unwrap();
         let root = tempfile::tempdir().unwrap();
-        let cms = Data::from([("app".into(), BTreeMap::from([("conf".into(), "x=1".into()), ("other".into(), "y".into())]))]);
+        let cms =
+            Data::from([("app".into(), BTreeMap::from([("conf".into(), "x=1".into()), ("other".into(), "y".into())]))]);
         let dirs = prepare(&pod, root.path(), &cms, &Data::new()).unwrap();
         assert_eq!(std::fs::read_to_string(dirs["cfg"].join("sub/app.conf")).unwrap(), "x=1");
         assert!(!dirs["cfg"].join("other").exists(), "items select keys");
