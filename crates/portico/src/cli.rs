@@ -141,12 +141,6 @@ pub struct AgentArgs {
     /// Container state, IPAM records and volumes (default: <data dir>/agent).
     #[arg(long)]
     pub agent_state_dir: Option<PathBuf>,
-    /// The cluster DNS address pods' resolv.conf names (ClusterFirst).
-    #[arg(long, default_value = "10.96.0.10")]
-    pub cluster_dns: String,
-    /// The cluster domain of pods' search path.
-    #[arg(long, default_value = "cluster.local")]
-    pub cluster_domain: String,
     /// The bridge pods are plugged into.
     #[arg(long, default_value = "portico0")]
     pub bridge: String,
@@ -185,6 +179,12 @@ pub struct AgentCommandArgs {
     /// The cluster's pod network, for egress masquerade.
     #[arg(long, default_value = "10.244.0.0/16")]
     pub cluster_cidr: String,
+    /// The cluster DNS address pods' resolv.conf names (ClusterFirst).
+    #[arg(long, default_value = "10.96.0.10")]
+    pub cluster_dns: String,
+    /// The cluster domain of pods' search path.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
     /// Where the agent's state lives when --agent-state-dir is not given.
     #[arg(long, env = "PORTICO_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -193,7 +193,12 @@ pub struct AgentCommandArgs {
 }
 
 impl AgentArgs {
-    fn config(&self, data_dir: &std::path::Path, cluster_cidr: &str) -> anyhow::Result<node::agent::Config> {
+    fn config(
+        &self,
+        data_dir: &std::path::Path,
+        cluster_cidr: &str,
+        cluster_dns: node::agent::files::ClusterDns,
+    ) -> anyhow::Result<node::agent::Config> {
         let node_name = match &self.node_name {
             Some(n) => n.clone(),
             None => nix_hostname()?,
@@ -210,10 +215,7 @@ impl AgentArgs {
             kubelet_port: self.kubelet_port,
             state_dir: self.agent_state_dir.clone().unwrap_or_else(|| data_dir.join("agent")),
             exe: std::env::current_exe()?,
-            cluster_dns: node::agent::files::ClusterDns {
-                nameserver: self.cluster_dns.clone(),
-                domain: self.cluster_domain.clone(),
-            },
+            cluster_dns,
             cluster_cidr: Some(cluster_cidr),
             bridge: self.bridge.clone(),
             netns_prefix: self.netns_prefix.clone(),
@@ -318,7 +320,12 @@ impl Cli {
                     match node::agent::check_privileges() {
                         Ok(()) => {
                             let data_dir = default_data_dir(&args.server.data_dir)?;
-                            let mut config = args.agent.config(&data_dir, &args.server.controllers.cluster_cidr)?;
+                            let dns = node::agent::files::ClusterDns {
+                                nameserver: cluster_dns_ip(&args.server)?.to_string(),
+                                domain: args.dns.cluster_domain.clone(),
+                            };
+                            let mut config =
+                                args.agent.config(&data_dir, &args.server.controllers.cluster_cidr, dns)?;
                             if args.agent.node_ip.is_none()
                                 && let Some(ip) = args.server.advertise_address
                             {
@@ -377,7 +384,11 @@ impl Cli {
             Command::Agent(args) => {
                 node::agent::check_privileges().map_err(|e| anyhow::anyhow!(e))?;
                 let data_dir = default_data_dir(&args.data_dir)?;
-                let config = args.agent.config(&data_dir, &args.cluster_cidr)?;
+                let dns = node::agent::files::ClusterDns {
+                    nameserver: args.cluster_dns.clone(),
+                    domain: args.cluster_domain.clone(),
+                };
+                let config = args.agent.config(&data_dir, &args.cluster_cidr, dns)?;
                 let client = match (&args.server, &args.token) {
                     (Some(server), Some(token)) => {
                         component::client::connect_token(server, token, args.certificate_authority.as_deref()).await?
@@ -429,6 +440,16 @@ fn print_server(running: &apiserver::Running) {
     println!("kubectl --kubeconfig {} get namespaces", running.kubeconfig.display());
 }
 
+/// The cluster DNS's Service address: the tenth of the service range (10.96.0.10 by default),
+/// as kubeadm sets it up.
+fn cluster_dns_ip(server: &ServerArgs) -> anyhow::Result<std::net::IpAddr> {
+    let cidrs = apiserver::services::ServiceNetworkConfig::parse_cidrs(&server.service_cluster_ip_range)
+        .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
+    cidrs[0].nth(10).ok_or_else(|| {
+        anyhow::anyhow!("--service-cluster-ip-range {} has no tenth address for the cluster DNS", cidrs[0])
+    })
+}
+
 /// Binds the sockets of `portico up`'s cluster DNS.
 async fn bind_dns(args: &UpDnsArgs) -> anyhow::Result<(dns::Bound, dns::Config)> {
     let config = args.to_dns_args().config()?;
@@ -451,11 +472,7 @@ async fn start_dns(
 ) -> anyhow::Result<dns::Running> {
     let client = informers.client().clone();
     let dns = bound.start(informers);
-    let cidrs = apiserver::services::ServiceNetworkConfig::parse_cidrs(&server.service_cluster_ip_range)
-        .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
-    let cluster_ip = cidrs[0].nth(10).ok_or_else(|| {
-        anyhow::anyhow!("--service-cluster-ip-range {} has no tenth address for the cluster DNS", cidrs[0])
-    })?;
+    let cluster_ip = cluster_dns_ip(server)?;
     let endpoint = server.advertise_address.filter(|_| dns.addr.ip().is_unspecified()).or(Some(dns.addr.ip()));
     let metrics_port = config.metrics.map(|m| m.port());
     if let Err(e) = dns::publish::ensure_dns_service(&client, cluster_ip, endpoint, dns.addr.port(), metrics_port).await
@@ -488,5 +505,27 @@ pub fn init_logging(format: &str) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap checks a command's arguments only when it is built: a duplicate flag between the
+    /// flattened argument groups of `up` would otherwise panic at the first `portico up`.
+    #[test]
+    fn every_subcommand_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn up_agent_and_hidden_commands_parse() {
+        let cli = Cli::try_parse_from(["portico", "up", "--node-name", "n1", "--netns-prefix", "x-", "--no-agent"]).unwrap();
+        assert!(matches!(cli.command, Command::Up(ref a) if a.no_agent && a.agent.node_name.as_deref() == Some("n1")));
+        let cli = Cli::try_parse_from(["portico", "agent", "--server", "https://192.0.2.1:6443", "--token", "t"]).unwrap();
+        assert!(matches!(cli.command, Command::Agent(ref a) if a.cluster_dns == "10.96.0.10" && a.agent.masquerade_egress));
+        assert!(Cli::try_parse_from(["portico", "agent", "--server", "https://192.0.2.1:6443"]).is_err(), "--server needs --token");
     }
 }

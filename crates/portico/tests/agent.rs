@@ -171,13 +171,18 @@ impl Drop for Cluster {
     /// agent started (their PIDs are in its state directory) before the lab goes.
     fn drop(&mut self) {
         self.kill9();
-        for st in node::sandbox::Sandbox::new(self.state_dir().join("containers"), PathBuf::from("/nonexistent")).list()
-        {
-            for pid in [st.pid, st.shim_pid].into_iter().flatten() {
-                if st.shim_alive || !st.has_ended() {
-                    // SAFETY: kill(2) on a PID this test's agent recorded for a process it started.
-                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                }
+        for st in node::sandbox::Sandbox::new(self.state_dir().join("containers"), PathBuf::from("/nonexistent")).list() {
+            if st.has_ended() && !st.shim_alive {
+                continue;
+            }
+            // The container leads its own process group (its children too, with no PID
+            // namespace to end them); then its supervisor.
+            // SAFETY: kill(2) on PIDs this test's agent recorded for processes it started.
+            if let Some(pid) = st.pid {
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+            if let Some(pid) = st.shim_pid {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             }
         }
     }
@@ -451,6 +456,14 @@ spec:
     all.dedup();
     assert_eq!(all.len(), n, "an IP was handed out twice");
 
+    // Each resource is watched at most once with the agent running too (before any kubectl
+    // --wait, which watches as a client of its own).
+    let metrics = c.kubectl_ok(&["get", "--raw", "/metrics"]);
+    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total") && l.contains("verb=\"WATCH\"")) {
+        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(count <= 1.0, "watched more than once: {line}");
+    }
+
     // Deleting a pod removes its namespace, veth and IP record.
     let victim = &c.pods("app=web")[0];
     let (name, uid) = (s(&victim["metadata"]["name"]), s(&victim["metadata"]["uid"]));
@@ -474,10 +487,4 @@ spec:
     });
     assert!(ok, "veths and pod namespaces disagree after a delete");
 
-    // Each resource is watched at most once with the agent running too.
-    let metrics = c.kubectl_ok(&["get", "--raw", "/metrics"]);
-    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total") && l.contains("verb=\"WATCH\"")) {
-        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(count <= 1.0, "watched more than once: {line}");
-    }
 }
