@@ -522,10 +522,17 @@ mod tests {
 
     #[test]
     fn up_agent_and_hidden_commands_parse() {
-        let cli = Cli::try_parse_from(["portico", "up", "--node-name", "n1", "--netns-prefix", "x-", "--no-agent"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["portico", "up", "--node-name", "n1", "--netns-prefix", "x-", "--no-agent"]).unwrap();
         assert!(matches!(cli.command, Command::Up(ref a) if a.no_agent && a.agent.node_name.as_deref() == Some("n1")));
-        let cli = Cli::try_parse_from(["portico", "agent", "--server", "https://192.0.2.1:6443", "--token", "t"]).unwrap();
-        assert!(matches!(cli.command, Command::Agent(ref a) if a.cluster_dns == "10.96.0.10" && a.agent.masquerade_egress));
-        assert!(Cli::try_parse_from(["portico", "agent", "--server", "https://192.0.2.1:6443"]).is_err(), "--server needs --token");
+        let cli =
+            Cli::try_parse_from(["portico", "agent", "--server", "https://192.0.2.1:6443", "--token", "t"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Agent(ref a) if a.cluster_dns == "10.96.0.10" && a.agent.masquerade_egress)
+        );
+        assert!(
+            Cli::try_parse_from(["portico", "agent", "--server", "https://192.0.2.1:6443"]).is_err(),
+            "--server needs --token"
+        );
     }
 }

@@ -3,214 +3,12 @@
 //! the masquerade rules all live in the lab and go with it. kubectl runs in the same namespace.
 //! Needs root; under CI=true a lab that cannot be built fails the test.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use lab::Lab;
-use serde_json::Value;
-
-/// The cluster CIDR node IPAM carves the agent's pod CIDR from (inside the lab's benchmark
-/// range, apart from the /24s the lab hands its own nodes).
-const CLUSTER_CIDR: &str = "198.19.0.0/16";
-
-struct Cluster {
-    lab: Lab,
-    node: lab::Node,
-    data_dir: tempfile::TempDir,
-    /// The test's marker directory on the host filesystem (pods run on it).
-    marks: tempfile::TempDir,
-    up: Option<lab::Proc>,
-    starts: u32,
-}
-
-impl Cluster {
-    fn start(name: &str) -> Option<Cluster> {
-        let lab = Lab::new_or_skip(name)?;
-        let lan = lab.switch("lan", "198.51.100.0/24").unwrap();
-        let node = lab.node("n1", &lan).unwrap();
-        lab.register(CLUSTER_CIDR).unwrap();
-        let mut c = Cluster {
-            lab,
-            node,
-            data_dir: tempfile::tempdir().unwrap(),
-            marks: tempfile::tempdir().unwrap(),
-            up: None,
-            starts: 0,
-        };
-        c.spawn();
-        Some(c)
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.data_dir.path().join("agent")
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.data_dir.path().join("kubeconfig")
-    }
-
-    /// (Re)starts `portico up` in the node's namespace on the same data directory.
-    fn spawn(&mut self) {
-        self.starts += 1;
-        let log = std::fs::File::create(self.data_dir.path().join(format!("up-{}.log", self.starts))).unwrap();
-        let node_ip = self.node.ip().to_string();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portico"));
-        cmd.arg("up")
-            .arg("--data-dir")
-            .arg(self.data_dir.path())
-            .args(["--bind", "0.0.0.0:6443", "--advertise-address", &node_ip, "--node-ip", &node_ip])
-            .args(["--node-name", "n1", "--cluster-cidr", CLUSTER_CIDR])
-            .args(["--dns-listen", "127.0.0.1:53", "--dns-upstream", "127.0.0.1:9"])
-            .args([
-                "--dns-health",
-                "127.0.0.1:8080",
-                "--dns-ready",
-                "127.0.0.1:8080",
-                "--dns-metrics",
-                "127.0.0.1:8080",
-            ])
-            .arg("--netns-prefix")
-            .arg(format!("{}-pod-", self.lab.prefix()))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log);
-        self.up = Some(self.lab.spawn(&self.node, cmd).unwrap());
-        let ok = eventually(Duration::from_secs(60), || {
-            self.kubeconfig().exists() && self.kubectl(&["get", "--raw", "/readyz"]).status.success()
-        });
-        assert!(ok, "portico up did not come up:\n{}", self.log());
-    }
-
-    fn kill9(&mut self) {
-        if let Some(p) = self.up.take() {
-            p.kill().unwrap();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.path().join(format!("up-{}.log", self.starts))).unwrap_or_default()
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        self.kubectl_stdin(args, None)
-    }
-
-    fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let kc = self.kubeconfig();
-        let mut argv = vec!["kubectl", "--kubeconfig", kc.to_str().unwrap()];
-        argv.extend_from_slice(args);
-        match stdin {
-            None => self.lab.exec(&self.node, &argv).unwrap(),
-            Some(input) => {
-                let path = self.data_dir.path().join("stdin.yaml");
-                std::fs::write(&path, input).unwrap();
-                argv.extend(["-f", path.to_str().unwrap()]);
-                self.lab.exec(&self.node, &argv).unwrap()
-            }
-        }
-    }
-
-    fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log());
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn apply(&self, manifest: &str) {
-        let out = self.kubectl_stdin(&["apply"], Some(manifest));
-        assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = args.to_vec();
-        a.extend(["-o", "json"]);
-        serde_json::from_str(&self.kubectl_ok(&a)).unwrap()
-    }
-
-    fn pods(&self, selector: &str) -> Vec<Value> {
-        self.json(&["get", "pods", "-l", selector])["items"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// The pod's log file, written by its container supervisor.
-    fn container_log(&self, uid: &str, container: &str) -> String {
-        let dir = self.state_dir().join("containers");
-        let mut out = String::new();
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&format!("{uid}_{container}_")) {
-                for f in ["log", "container.log"] {
-                    out.push_str(&std::fs::read_to_string(e.path().join(f)).unwrap_or_default());
-                }
-            }
-        }
-        out
-    }
-
-    /// An HTTP GET from the node to `ip:port` (curl in the node's namespace).
-    fn curl(&self, ip: &str, port: u16) -> Option<String> {
-        self.lab.check_target(ip.parse().unwrap()).unwrap();
-        let url = format!("http://{ip}:{port}/");
-        let out = self.lab.exec(&self.node, &["curl", "-s", "--max-time", "3", &url]).unwrap();
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// An HTTP GET from inside the pod whose namespace is `netns`.
-    fn curl_from_pod(&self, uid: &str, ip: &str, port: u16) -> Option<String> {
-        self.lab.check_target(ip.parse().unwrap()).unwrap();
-        let ns = format!("{}-pod-{uid}", self.lab.prefix());
-        let url = format!("http://{ip}:{port}/");
-        let out =
-            Command::new("ip").args(["netns", "exec", &ns, "curl", "-s", "--max-time", "3", &url]).output().unwrap();
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-impl Drop for Cluster {
-    /// Pods' container supervisors outlive the agent by design: end the ones this cluster's
-    /// agent started (their PIDs are in its state directory) before the lab goes.
-    fn drop(&mut self) {
-        self.kill9();
-        for st in node::sandbox::Sandbox::new(self.state_dir().join("containers"), PathBuf::from("/nonexistent")).list() {
-            if st.has_ended() && !st.shim_alive {
-                continue;
-            }
-            // The container leads its own process group (its children too, with no PID
-            // namespace to end them); then its supervisor.
-            // SAFETY: kill(2) on PIDs this test's agent recorded for processes it started.
-            if let Some(pid) = st.pid {
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            }
-            if let Some(pid) = st.shim_pid {
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
-
-fn is_ready(p: &Value) -> bool {
-    p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
-}
-
-fn s(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
-
-#[allow(dead_code)]
-fn netns_exists(name: &str) -> bool {
-    Path::new("/run/netns").join(name).exists()
-}
+use common::cluster::{Cluster, is_ready, netns_exists, s};
+use common::eventually;
 
 const WEB: &str = r#"
 apiVersion: apps/v1
@@ -239,7 +37,7 @@ spec:
 
 #[test]
 fn pods_run_with_their_own_ips_files_env_probes_and_survive_an_agent_restart() {
-    let Some(mut c) = Cluster::start("agent") else { return };
+    let Some(mut c) = Cluster::start("agent", &[]) else { return };
 
     // The node registers, gets a pod CIDR from node IPAM, and turns Ready.
     let ok = eventually(Duration::from_secs(60), || {
@@ -486,5 +284,4 @@ spec:
         veths == namespaces
     });
     assert!(ok, "veths and pod namespaces disagree after a delete");
-
 }

@@ -178,7 +178,10 @@ fn http(target: &Target, get: &k8s_openapi::api::core::v1::HTTPGetAction, port: 
     let head = match result {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
-            return Outcome::Failure(format!("Get \"http://{host_header}{}\": {e}", get.path.as_deref().unwrap_or("/")));
+            return Outcome::Failure(format!(
+                "Get \"http://{host_header}{}\": {e}",
+                get.path.as_deref().unwrap_or("/")
+            ));
         }
         Err(e) => return Outcome::Failure(format!("entering the pod's network namespace: {e}")),
     };

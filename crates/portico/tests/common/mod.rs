@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bench;
+pub mod cluster;
 pub mod dns;
 pub mod kubectl;
 

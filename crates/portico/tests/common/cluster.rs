@@ -1,0 +1,207 @@
+//! A whole Portico cluster in a lab: `portico up` (API server, controllers, DNS and the node
+//! agent) runs in a lab node's network namespace, so the pod bridge, the pods' namespaces and
+//! the masquerade rules all live in the lab and go with it. kubectl runs in the same namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use lab::Lab;
+use serde_json::Value;
+
+use super::eventually;
+
+/// The cluster CIDR node IPAM carves the agent's pod CIDR from (inside the lab's benchmark
+/// range, apart from the /24s the lab hands its own nodes).
+pub const CLUSTER_CIDR: &str = "198.19.0.0/16";
+
+pub struct Cluster {
+    pub lab: Lab,
+    pub node: lab::Node,
+    pub data_dir: tempfile::TempDir,
+    /// The test's marker directory on the host filesystem (pods run on it).
+    pub marks: tempfile::TempDir,
+    up: Option<lab::Proc>,
+    starts: u32,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    /// A lab with one node running `portico up` with `extra` arguments.
+    pub fn start(name: &str, extra: &[&str]) -> Option<Cluster> {
+        let lab = Lab::new_or_skip(name)?;
+        let lan = lab.switch("lan", "198.51.100.0/24").unwrap();
+        let node = lab.node("n1", &lan).unwrap();
+        lab.register(CLUSTER_CIDR).unwrap();
+        let mut c = Cluster {
+            lab,
+            node,
+            data_dir: tempfile::tempdir().unwrap(),
+            marks: tempfile::tempdir().unwrap(),
+            up: None,
+            starts: 0,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        c.spawn();
+        Some(c)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.data_dir.path().join("agent")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.path().join("kubeconfig")
+    }
+
+    /// (Re)starts `portico up` in the node's namespace on the same data directory.
+    pub fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.data_dir.path().join(format!("up-{}.log", self.starts))).unwrap();
+        let node_ip = self.node.ip().to_string();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portico"));
+        cmd.arg("up")
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .args(["--bind", "0.0.0.0:6443", "--advertise-address", &node_ip, "--node-ip", &node_ip])
+            .args(["--node-name", "n1", "--cluster-cidr", CLUSTER_CIDR])
+            .args(["--dns-listen", "127.0.0.1:53", "--dns-upstream", "127.0.0.1:9"])
+            .args([
+                "--dns-health",
+                "127.0.0.1:8080",
+                "--dns-ready",
+                "127.0.0.1:8080",
+                "--dns-metrics",
+                "127.0.0.1:8080",
+            ])
+            .arg("--netns-prefix")
+            .arg(format!("{}-pod-", self.lab.prefix()))
+            .args(&self.extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.up = Some(self.lab.spawn(&self.node, cmd).unwrap());
+        let ok = eventually(Duration::from_secs(60), || {
+            self.kubeconfig().exists() && self.kubectl(&["get", "--raw", "/readyz"]).status.success()
+        });
+        assert!(ok, "portico up did not come up:\n{}", self.log());
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(p) = self.up.take() {
+            p.kill().unwrap();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join(format!("up-{}.log", self.starts))).unwrap_or_default()
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let kc = self.kubeconfig();
+        let mut argv = vec!["kubectl", "--kubeconfig", kc.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        match stdin {
+            None => self.lab.exec(&self.node, &argv).unwrap(),
+            Some(input) => {
+                let path = self.data_dir.path().join("stdin.yaml");
+                std::fs::write(&path, input).unwrap();
+                argv.extend(["-f", path.to_str().unwrap()]);
+                self.lab.exec(&self.node, &argv).unwrap()
+            }
+        }
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn apply(&self, manifest: &str) {
+        let out = self.kubectl_stdin(&["apply"], Some(manifest));
+        assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl_ok(&a)).unwrap()
+    }
+
+    pub fn pods(&self, selector: &str) -> Vec<Value> {
+        self.json(&["get", "pods", "-l", selector])["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The pod's log file, written by its container supervisor.
+    pub fn container_log(&self, uid: &str, container: &str) -> String {
+        let dir = self.state_dir().join("containers");
+        let mut out = String::new();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{uid}_{container}_")) {
+                for f in ["log", "container.log"] {
+                    out.push_str(&std::fs::read_to_string(e.path().join(f)).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    /// An HTTP GET from the node to `ip:port` (curl in the node's namespace).
+    pub fn curl(&self, ip: &str, port: u16) -> Option<String> {
+        self.lab.check_target(ip.parse().unwrap()).unwrap();
+        let url = format!("http://{ip}:{port}/");
+        let out = self.lab.exec(&self.node, &["curl", "-s", "--max-time", "3", &url]).unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// An HTTP GET from inside the pod whose namespace is `netns`.
+    pub fn curl_from_pod(&self, uid: &str, ip: &str, port: u16) -> Option<String> {
+        self.lab.check_target(ip.parse().unwrap()).unwrap();
+        let ns = format!("{}-pod-{uid}", self.lab.prefix());
+        let url = format!("http://{ip}:{port}/");
+        let out =
+            Command::new("ip").args(["netns", "exec", &ns, "curl", "-s", "--max-time", "3", &url]).output().unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Cluster {
+    /// Pods' container supervisors outlive the agent by design: end the ones this cluster's
+    /// agent started (their PIDs are in its state directory) before the lab goes.
+    fn drop(&mut self) {
+        self.kill9();
+        for st in node::sandbox::Sandbox::new(self.state_dir().join("containers"), PathBuf::from("/nonexistent")).list()
+        {
+            if st.has_ended() && !st.shim_alive {
+                continue;
+            }
+            // The container leads its own process group (its children too, with no PID
+            // namespace to end them); then its supervisor.
+            // SAFETY: kill(2) on PIDs this test's agent recorded for processes it started.
+            if let Some(pid) = st.pid {
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+            if let Some(pid) = st.shim_pid {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+pub fn is_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+pub fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+pub fn netns_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
