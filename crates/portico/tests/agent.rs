@@ -202,6 +202,36 @@ spec:
     assert!(ok, "a failing liveness probe did not restart the container:\n{}", c.log());
     std::fs::write(c.marks.path().join("alive"), "").unwrap();
 
+    // Init containers run first, to completion; a hostNetwork pod has the node's address.
+    c.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: hostnet}}
+spec:
+  hostNetwork: true
+  initContainers:
+  - name: init
+    image: busybox
+    command: ["sh", "-c", "echo ran > {marks}/init"]
+  containers:
+  - name: c
+    image: demo
+    ports: [{{containerPort: 18080}}]
+"#
+    ));
+    let ok =
+        eventually(Duration::from_secs(60), || s(&c.json(&["get", "pod", "hostnet"])["status"]["phase"]) == "Running");
+    assert!(ok, "hostnet never Running: {}", c.json(&["get", "pod", "hostnet"])["status"]);
+    let pod = c.json(&["get", "pod", "hostnet"]);
+    assert_eq!(std::fs::read_to_string(c.marks.path().join("init")).unwrap(), "ran\n");
+    assert_eq!(pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+    let node_ip = c.node.ip().to_string();
+    assert_eq!(s(&pod["status"]["podIP"]), node_ip);
+    let ok = eventually(Duration::from_secs(10), || c.curl(&node_ip, 18080).is_some());
+    assert!(ok, "the hostNetwork pod does not answer on the node's address");
+    assert_eq!(c.curl(&node_ip, 18080).unwrap(), "Hello World!\nhostnet\n");
+
     // A command that does not exist: a waiting or terminated container with a clear message.
     c.apply(
         r#"

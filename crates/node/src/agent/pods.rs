@@ -250,7 +250,19 @@ impl Worker {
             self.adopt();
         }
         if self.attachment.is_none() {
-            let a = self.shared.net.attach(&self.pod_ref()).await.map_err(|e| format!("pod network: {e}"))?;
+            let host_network = self.pod.as_ref().and_then(|p| p.spec.as_ref()?.host_network).unwrap_or(false);
+            let a = if host_network {
+                // The node's own network namespace (the agent's), and the node's address.
+                Attachment {
+                    uid: self.uid.clone(),
+                    netns: PathBuf::from("/proc/self/ns/net"),
+                    ip: self.shared.host_ip,
+                    gateway: self.shared.host_ip,
+                    host_veth: String::new(),
+                }
+            } else {
+                self.shared.net.attach(&self.pod_ref()).await.map_err(|e| format!("pod network: {e}"))?
+            };
             tracing::info!(pod = %self.key, ip = %a.ip, "pod network ready");
             self.attachment = Some(a);
             self.write_status().await;
