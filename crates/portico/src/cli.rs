@@ -396,6 +396,8 @@ impl Cli {
                     _ => component::client::connect(args.kubeconfig.as_deref()).await?,
                 };
                 let informers = Informers::new(client);
+                // This process reads only its node's pods, as kubelet watches them.
+                informers.select::<component::pod::LeanPod>(&format!("spec.nodeName={}", config.node_name));
                 let mut components = Supervisor::new();
                 components.watch_informers(&informers);
                 println!("Portico node agent for node {} ({})", config.node_name, config.node_ip);

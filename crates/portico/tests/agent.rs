@@ -315,3 +315,60 @@ spec:
     });
     assert!(ok, "veths and pod namespaces disagree after a delete");
 }
+
+#[test]
+fn a_second_node_joins_and_pods_reach_each_other_across_nodes() {
+    let Some(mut c) = Cluster::start("agent2", &[]) else { return };
+    c.join("n2");
+    let ready = |c: &Cluster, name: &str| {
+        let n = c.json(&["get", "node", name]);
+        n["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|x| x["type"] == "Ready" && x["status"] == "True")
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || ready(&c, "n1") && ready(&c, "n2")),
+        "nodes not Ready:\n{}",
+        c.kubectl_ok(&["get", "nodes", "-o", "wide"])
+    );
+    c.apply(
+        r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: spread}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      containers:
+      - name: web
+        image: demo
+        ports: [{containerPort: 8080}]
+"#,
+    );
+    let ok = eventually(Duration::from_secs(90), || {
+        let pods = c.pods("app=spread");
+        pods.len() == 4 && pods.iter().all(is_ready)
+    });
+    assert!(ok, "spread pods never Ready: {}", c.kubectl_ok(&["get", "pods", "-o", "wide"]));
+    let pods = c.pods("app=spread");
+    let on = |n: &str| pods.iter().filter(|p| p["spec"]["nodeName"] == n).cloned().collect::<Vec<_>>();
+    let (one, two) = (on("n1"), on("n2"));
+    assert!(
+        !one.is_empty() && !two.is_empty(),
+        "all pods on one node: {}",
+        c.kubectl_ok(&["get", "pods", "-o", "wide"])
+    );
+    // Pod CIDRs differ per node, and pods reach each other both ways (host-gateway routes).
+    let cidr = |n: &str| s(&c.json(&["get", "node", n])["spec"]["podCIDR"]);
+    assert_ne!(cidr("n1"), cidr("n2"));
+    for (from, to) in [(&one[0], &two[0]), (&two[0], &one[0])] {
+        let (uid, ip, name) = (s(&from["metadata"]["uid"]), s(&to["status"]["podIP"]), s(&to["metadata"]["name"]));
+        let got = c.curl_from_pod(&uid, &ip, 8080);
+        assert_eq!(got, Some(format!("Hello World!\n{name}\n")), "{} -> {name}", s(&from["metadata"]["name"]));
+    }
+}
