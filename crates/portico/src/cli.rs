@@ -157,6 +157,9 @@ pub struct AgentArgs {
     /// built-in bridge.
     #[arg(long)]
     pub cni_conf_dir: Option<PathBuf>,
+    /// `/healthz` and `/metrics` of the agent (kubelet's healthz port).
+    #[arg(long, default_value = "127.0.0.1:10248")]
+    pub healthz_bind: std::net::SocketAddr,
     /// Where the CNI plugin binaries are.
     #[arg(long, default_value = "/usr/lib/cni,/opt/cni/bin", value_delimiter = ',')]
     pub cni_bin_dir: Vec<PathBuf>,
@@ -221,6 +224,7 @@ impl AgentArgs {
             netns_prefix: self.netns_prefix.clone(),
             masquerade: self.masquerade_egress,
             cni: self.cni_conf_dir.clone().map(|d| (d, self.cni_bin_dir.clone())),
+            healthz_bind: Some(self.healthz_bind),
         })
     }
 }

@@ -94,6 +94,22 @@ fn pods_run_with_their_own_ips_files_env_probes_and_survive_an_agent_restart() {
     });
     assert!(ok, "the Service's slice does not list 3 ready endpoints");
 
+    // The agent's health and kubelet-named metrics.
+    let get = |path: &str| {
+        let out =
+            c.lab.exec(&c.node, &["curl", "-s", "--max-time", "3", &format!("http://127.0.0.1:10248{path}")]).unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(get("/healthz"), "OK");
+    let metrics = get("/metrics");
+    assert!(metrics.contains("kubelet_running_pods 3"), "{metrics}");
+    assert!(metrics.contains("kubelet_running_containers{container_state=\"running\"} 3"), "{metrics}");
+    assert!(metrics.contains("kubelet_pod_start_duration_seconds_count 3"), "{metrics}");
+    assert!(
+        metrics.contains("prober_probe_total{probe_type=\"Readiness\",result=\"successful\",container=\"web\""),
+        "{metrics}"
+    );
+
     // A pod's own hostname, resolv.conf, hosts and Service variables; the host's files stay.
     let host_resolv = std::fs::read("/etc/resolv.conf").unwrap();
     let host_hosts = std::fs::read("/etc/hosts").unwrap();
