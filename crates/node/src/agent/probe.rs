@@ -269,7 +269,10 @@ async fn grpc(target: &Target, port: u16, service: &str, timeout: Duration) -> O
     let stream = match connected {
         Ok(Ok(Ok(s))) => s,
         Ok(Ok(Err(e))) => {
-            return Outcome::Failure(format!("failed to connect service \"{addr}\" within {}s: {e}", timeout.as_secs()));
+            return Outcome::Failure(format!(
+                "failed to connect service \"{addr}\" within {}s: {e}",
+                timeout.as_secs()
+            ));
         }
         Ok(Err(e)) => return Outcome::Failure(format!("entering the pod's network namespace: {e}")),
         Err(e) => return Outcome::Failure(format!("probe task failed: {e}")),
