@@ -261,11 +261,16 @@ spec:
     command: ["definitely-not-a-command"]
 "#,
     );
+    // kubelet's shape of it: the start error in lastState, then CrashLoopBackOff.
     let ok = eventually(Duration::from_secs(30), || {
         let p = c.json(&["get", "pod", "nosuch"]);
         let cs = &p["status"]["containerStatuses"][0];
-        let text = format!("{}{}", cs["state"], cs["lastState"]);
-        text.contains("definitely-not-a-command")
+        let last = &cs["lastState"]["terminated"];
+        last["reason"] == "StartError"
+            && last["exitCode"] == 128
+            && s(&last["message"]).contains(r#"exec: "definitely-not-a-command": executable file not found in $PATH"#)
+            && cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+            && cs["restartCount"].as_i64().unwrap_or(0) >= 1
     });
     assert!(ok, "no clear reason for a missing command: {}", c.json(&["get", "pod", "nosuch"])["status"]);
 

@@ -61,6 +61,8 @@ struct Run {
     backoff: Duration,
     /// No restart before this.
     restart_after: Option<Instant>,
+    /// It ended and is to run again (the next start is a restart).
+    restarting: bool,
     startup: Option<Schedule>,
     readiness: Option<Schedule>,
     liveness: Option<Schedule>,
@@ -78,6 +80,7 @@ impl Run {
             started: None,
             backoff: Duration::ZERO,
             restart_after: None,
+            restarting: false,
             startup: None,
             readiness: None,
             liveness: None,
@@ -419,6 +422,7 @@ impl Worker {
         }
         let wait = r.backoff;
         r.last_termination = Some(t.clone());
+        r.restarting = true;
         r.restart_after = Some(Instant::now() + wait);
         r.backoff = if wait.is_zero() { BACKOFF_INITIAL } else { (wait * 2).min(BACKOFF_MAX) };
         let message =
@@ -430,8 +434,8 @@ impl Worker {
         let Some(pod) = self.pod.clone() else { return };
         let Some(att) = self.attachment.clone() else { return };
         let c = self.runs[i].spec.clone();
-        let restart =
-            if self.runs[i].id.is_some() { self.runs[i].restart_count + 1 } else { self.runs[i].restart_count };
+        // A restart (after an exit) counts; retrying a start that never ran does not.
+        let restart = self.runs[i].restart_count + i32::from(self.runs[i].restarting);
         let (cm_names, secret_names) = env::references(&c);
         let sources = Sources {
             services: self.services(&pod),
@@ -483,6 +487,7 @@ impl Worker {
         };
         let r = &mut self.runs[i];
         r.restart_count = restart;
+        r.restarting = false;
         r.id = Some(spec.id.clone());
         r.restart_after = None;
         match self.shared.sandbox.start(&spec).await {
@@ -496,10 +501,23 @@ impl Worker {
                 r.started = Some(Instant::now());
                 self_probes(r);
             }
-            Err(e) => {
-                r.state = State::Waiting { reason: "RunContainerError".into(), message: Some(e.to_string()) };
-                r.restart_after = Some(Instant::now() + BACKOFF_INITIAL);
-            }
+            Err(e) => match self.shared.sandbox.state(&spec.id).filter(|st| st.has_ended()) {
+                // A start error (e.g. no such command): terminated with reason StartError, as
+                // containerd reports it; the restart policy and back-off then apply.
+                Some(st) => {
+                    tracing::info!(pod = %self.key, container = %c.name, error = %e, "container failed to start");
+                    r.state = State::Terminated(terminated_from(&st));
+                }
+                None => {
+                    tracing::warn!(pod = %self.key, container = %c.name, error = %e, "starting the container failed");
+                    r.state = State::Waiting { reason: "RunContainerError".into(), message: Some(e.to_string()) };
+                    r.restart_after = Some(Instant::now() + BACKOFF_INITIAL);
+                    // The retry reuses the id: drop what this attempt left, unless it runs.
+                    if self.shared.sandbox.state(&spec.id).is_none_or(|st| !st.shim_alive) {
+                        let _ = self.shared.sandbox.remove(&spec.id);
+                    }
+                }
+            },
         }
     }
 
