@@ -209,6 +209,12 @@ spec:
     assert!(took < Duration::from_secs(5), "readiness failure took {took:?} to reach the slice");
     let pod = c.json(&["get", "pod", "flip"]);
     assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0, "readiness failure must not restart");
+    // `kubectl describe` shows kubelet's events: the start, and the failing probe's output.
+    let ok = eventually(Duration::from_secs(10), || {
+        let d = c.kubectl_ok(&["describe", "pod", "flip"]);
+        d.contains("Started container c") && d.contains("Readiness probe failed: command exited with 1")
+    });
+    assert!(ok, "{}", c.kubectl_ok(&["describe", "pod", "flip"]));
     std::fs::write(c.marks.path().join("ready"), "").unwrap();
     assert!(eventually(Duration::from_secs(10), || slice_ready(&c) == Some(true)), "flip never came back");
     std::fs::remove_file(c.marks.path().join("alive")).unwrap();

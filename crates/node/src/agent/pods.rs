@@ -373,6 +373,31 @@ impl Worker {
         }
     }
 
+    /// A core/v1 Event about the pod (or one of its containers), as kubelet records them;
+    /// written in the background, best effort.
+    fn event(&self, container: Option<&Run>, type_: &str, reason: &str, message: String) {
+        let (ns, name) = component::informer::split_key(&self.key);
+        let field_path = container.map(|r| {
+            let list = if r.init { "initContainers" } else { "containers" };
+            format!("spec.{list}{{{}}}", r.spec.name)
+        });
+        let involved = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: Some(ns.to_owned()),
+            name: Some(name.to_owned()),
+            uid: Some(self.uid.clone()),
+            field_path,
+            ..Default::default()
+        };
+        let client = self.shared.client.clone();
+        let type_ = type_.to_owned();
+        let reason = reason.to_owned();
+        tokio::spawn(async move {
+            component::events::record(&client, involved, &type_, &reason, &message, "kubelet").await;
+        });
+    }
+
     fn restart_policy(&self) -> String {
         self.pod.as_ref().and_then(|p| p.spec.as_ref()?.restart_policy.clone()).unwrap_or_else(|| "Always".into())
     }
@@ -428,6 +453,10 @@ impl Worker {
         let message =
             format!("back-off {}s restarting failed container={} pod={name}_{ns}({uid})", wait.as_secs(), r.spec.name);
         r.state = State::Waiting { reason: "CrashLoopBackOff".into(), message: Some(message) };
+        if !wait.is_zero() {
+            let message = format!("Back-off restarting failed container {} in pod {name}_{ns}({uid})", r.spec.name);
+            self.event(Some(&self.runs[i]), "Warning", "BackOff", message);
+        }
     }
 
     async fn start(&mut self, i: usize) {
@@ -446,6 +475,7 @@ impl Worker {
         let env = match env::container_env(&pod, &c, &rt, &sources) {
             Ok(e) => e,
             Err(message) => {
+                self.event(Some(&self.runs[i]), "Warning", "Failed", format!("Error: {message}"));
                 self.runs[i].state =
                     State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) };
                 return;
@@ -454,6 +484,7 @@ impl Worker {
         let mounts = match volumes::mounts(&c, &self.volumes) {
             Ok(m) => m,
             Err(message) => {
+                self.event(Some(&self.runs[i]), "Warning", "Failed", format!("Error: {message}"));
                 self.runs[i].state =
                     State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) };
                 return;
@@ -519,6 +550,20 @@ impl Worker {
                 }
             },
         }
+        let r = &self.runs[i];
+        match &r.state {
+            State::Running { .. } => {
+                self.event(Some(r), "Normal", "Created", format!("Created container {}", c.name));
+                self.event(Some(r), "Normal", "Started", format!("Started container {}", c.name));
+            }
+            State::Terminated(t) => {
+                let why = t.message.clone().unwrap_or_else(|| t.reason.clone());
+                self.event(Some(r), "Warning", "Failed", format!("Error: {why}"));
+            }
+            State::Waiting { message, .. } => {
+                self.event(Some(r), "Warning", "Failed", format!("Error: {}", message.clone().unwrap_or_default()));
+            }
+        }
     }
 
     /// Runs the probes that are due; a liveness or startup failure kills the container (the
@@ -535,6 +580,7 @@ impl Worker {
             let spec = self.runs[i].spec.clone();
             let startup_passed = self.runs[i].startup.as_ref().is_none_or(|s| s.passing);
             let mut kill: Option<String> = None;
+            let mut unhealthy: Vec<String> = vec![];
             for kind in [Kind::Startup, Kind::Readiness, Kind::Liveness] {
                 if kind != Kind::Startup && !startup_passed {
                     continue;
@@ -557,8 +603,13 @@ impl Worker {
                     sandbox.enter(&id, argv).map_err(|e| e.to_string())
                 })
                 .await;
+                let streak = schedule.last_failure.is_some();
                 if let Outcome::Failure(why) = &outcome {
                     tracing::debug!(pod = %self.key, container = %spec.name, ?kind, %why, "probe failed");
+                    // One event per failing streak (kubelet's correlator folds the repeats).
+                    if !streak {
+                        unhealthy.push(format!("{kind:?} probe failed: {why}"));
+                    }
                 }
                 let (ns, pod) = component::informer::split_key(&self.key);
                 let kind_name = format!("{kind:?}");
@@ -572,8 +623,12 @@ impl Worker {
                     kill = Some(format!("Container {} failed {what} probe, will be restarted", spec.name));
                 }
             }
+            for message in unhealthy {
+                self.event(Some(&self.runs[i]), "Warning", "Unhealthy", message);
+            }
             if let Some(message) = kill {
                 tracing::info!(pod = %self.key, container = %spec.name, "{message}");
+                self.event(Some(&self.runs[i]), "Normal", "Killing", message);
                 let grace = self.grace();
                 self.stop_container(i, grace).await;
             }
@@ -644,6 +699,8 @@ impl Worker {
         // Containers stop in parallel in kubelet; here one after another within one deadline.
         let deadline = Instant::now() + grace;
         for i in stops {
+            let message = format!("Stopping container {}", self.runs[i].spec.name);
+            self.event(Some(&self.runs[i]), "Normal", "Killing", message);
             let left = deadline.saturating_duration_since(Instant::now());
             self.stop_container(i, left).await;
         }

@@ -351,7 +351,10 @@ async fn exec(mut command: tokio::process::Command, timeout: Duration) -> Outcom
         Ok(Ok(out)) => {
             let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
             let code = out.status.code().map_or_else(|| "a signal".to_owned(), |c| c.to_string());
-            Outcome::Failure(format!("command exited with {code}: {}", output.trim()))
+            match output.trim() {
+                "" => Outcome::Failure(format!("command exited with {code}")),
+                output => Outcome::Failure(format!("command exited with {code}: {output}")),
+            }
         }
     }
 }
