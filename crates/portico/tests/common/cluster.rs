@@ -127,6 +127,11 @@ impl Cluster {
         assert!(ok, "portico up did not come up:\n{}", self.log());
     }
 
+    /// The PID of the running `portico up` (API server, controllers, DNS and agent).
+    pub fn pid(&self) -> Option<u32> {
+        self.up.as_ref().map(lab::Proc::pid)
+    }
+
     pub fn kill9(&mut self) {
         if let Some(p) = self.up.take() {
             p.kill().unwrap();
