@@ -10,6 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::cluster::{Cluster, is_ready, s};
+use std::process::{Command, Stdio};
 use common::eventually;
 
 fn out(o: &Output) -> String {
@@ -113,7 +114,6 @@ fn kubectl_logs_reads_the_container_logs_through_the_kubelet_api() {
     let p = c.json(&["get", "pod", "crash"]);
     let restarts = p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap();
     let prev = c.kubectl_ok(&["logs", "crash", "--previous"]);
-    eprintln!("PREV {prev:?} restarts {restarts} F {:?}", out(&f).lines().count());
     assert_eq!(prev, format!("run-{restarts}\n"));
     let none = c.kubectl(&["logs", "two", "-c", "b", "--previous"]);
     assert!(
@@ -165,6 +165,171 @@ fn kubectl_exec_cp_attach_and_run_stream_through_the_kubelet_api() {
     // exec -it through a pty: a terminal inside.
     let tty = sh(&c, "printf 'tty; exit 5\\n' | script -qec 'KUBECTL exec -it two -c b -- sh' /dev/null");
     assert!(out(&tty).contains("/dev/pts/"), "{} {}", out(&tty), err(&tty));
-    eprintln!("TTY OUT: {:?} ERR: {:?}", out(&tty), err(&tty));
     assert_eq!(tty.status.code(), Some(5), "{} {}", out(&tty), err(&tty));
+}
+
+const ATTACH: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: att}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sh
+    image: busybox
+    command: [sh]
+    stdin: true
+"#;
+
+#[test]
+fn kubectl_cp_attach_and_run_it_stream_through_the_kubelet_api() {
+    let Some(c) = Cluster::start("scp", &[]) else { return };
+    let marks = c.marks.path().to_str().unwrap().to_owned();
+    c.apply(&two_containers(&marks));
+    c.apply(ATTACH);
+    wait_ready(&c, "two");
+    wait_ready(&c, "att");
+
+    // cp: tar through exec, into the pod and back out.
+    let local = c.data_dir.path().join("cp-in.txt");
+    std::fs::write(&local, "copied through exec\n").unwrap();
+    let into = format!("two:{marks}/in-pod.txt");
+    let cp = c.kubectl(&["cp", local.to_str().unwrap(), &into, "-c", "b"]);
+    assert!(cp.status.success(), "cp into the pod: {}", err(&cp));
+    assert_eq!(std::fs::read_to_string(c.marks.path().join("in-pod.txt")).unwrap(), "copied through exec\n");
+    let back = c.data_dir.path().join("cp-out.txt");
+    let cp = c.kubectl(&["cp", &into, back.to_str().unwrap(), "-c", "b"]);
+    assert!(cp.status.success(), "cp out of the pod: {}", err(&cp));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied through exec\n");
+
+    // attach -i: stdin goes to the container's own stdin, its new output comes back, and the
+    // session ends with the container.
+    let att = sh(&c, "(sleep 1; echo 'echo attached-$((40+2)); exit 0') | KUBECTL attach -i att");
+    assert!(att.status.success(), "{} {}", out(&att), err(&att));
+    assert!(out(&att).contains("attached-42"), "{} {}", out(&att), err(&att));
+    let ok = eventually(Duration::from_secs(30), || s(&c.json(&["get", "pod", "att"])["status"]["phase"]) == "Succeeded");
+    assert!(ok, "att did not finish");
+
+    // run -it --rm through a terminal: the shell runs what is typed, exits, and the pod goes.
+    let run = sh(
+        &c,
+        "(sleep 6; printf 'echo hi-$((40+2))\\nexit\\n'; sleep 5) | \
+         script -qec 'KUBECTL run testnet -it --rm --image=busybox --restart=Never -- sh' /dev/null",
+    );
+    assert!(run.status.success(), "{} {}", out(&run), err(&run));
+    assert!(out(&run).contains("hi-42"), "{}", out(&run));
+    assert!(out(&run).contains("pod \"testnet\" deleted"), "{}", out(&run));
+    let ok = eventually(Duration::from_secs(30), || !c.kubectl(&["get", "pod", "testnet"]).status.success());
+    assert!(ok, "testnet still there");
+}
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: demo
+        ports: [{containerPort: 8080, name: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-svc}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
+
+/// Runs `kubectl port-forward <target> <ports>` in the node's namespace until `until` has
+/// checked what it carries; `env` set for kubectl (e.g. to turn its WebSocket tunnel off).
+fn port_forward(c: &Cluster, target: &str, ports: &str, env: &[(&str, &str)], local: u16) -> Vec<Option<String>> {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig").arg(c.kubeconfig()).args(["port-forward", target, ports]);
+    cmd.envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    let proc = c.lab.spawn(&c.node, cmd).unwrap();
+    let mut got = vec![];
+    let ok = eventually(Duration::from_secs(20), || c.curl("127.0.0.1", local).is_some());
+    if ok {
+        // Two more connections over the same session.
+        got.push(c.curl("127.0.0.1", local));
+        got.push(c.curl("127.0.0.1", local));
+    }
+    proc.kill().unwrap();
+    assert!(ok, "port-forward {target} {ports} never carried a request");
+    got
+}
+
+#[test]
+fn kubectl_port_forward_reaches_pods_and_the_kubelet_api_refuses_other_callers() {
+    let Some(c) = Cluster::start("spf", &[]) else { return };
+    c.apply(WEB);
+    let ok = eventually(Duration::from_secs(90), || {
+        let pods = c.pods("app=web");
+        pods.len() == 1 && pods.iter().all(is_ready)
+    });
+    assert!(ok, "web never Ready: {}", c.log());
+    let pod = s(&c.pods("app=web")[0]["metadata"]["name"]);
+    let hello = format!("Hello World!\n{pod}\n");
+
+    for (target, ports, env, local) in [
+        (format!("pod/{pod}"), "18080:8080", vec![], 18080),
+        ("svc/web-svc".to_owned(), "18081:80", vec![], 18081),
+        ("deploy/web".to_owned(), "18082:http", vec![], 18082),
+        // kubectl's fallback: SPDY upgraded directly, no WebSocket tunnel.
+        (format!("pod/{pod}"), "18083:8080", vec![("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")], 18083),
+    ] {
+        let got = port_forward(&c, &target, ports, &env, local);
+        for g in got {
+            assert_eq!(g.as_deref(), Some(hello.as_str()), "port-forward {target} {ports} {env:?}");
+        }
+    }
+    let sessions: Vec<String> = c.log().lines().filter(|l| l.contains("port-forward session")).map(|l| l.to_owned()).collect();
+    // kubectl's default tunnels SPDY in a WebSocket; the fallback upgrades to SPDY directly.
+    let ws = sessions.iter().filter(|l| l.contains("\"websocket\"")).count();
+    let spdy = sessions.iter().filter(|l| l.contains("\"spdy\"")).count();
+    assert_eq!((ws, spdy), (3, 1), "{sessions:#?}");
+    // A port nothing listens on: kubectl hears the kubelet's error, the session survives.
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig").arg(c.kubeconfig()).args(["port-forward", &format!("pod/{pod}"), "18084:9"]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let proc = c.lab.spawn(&c.node, cmd).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.curl("127.0.0.1", 18084), None);
+    std::thread::sleep(Duration::from_millis(500));
+    proc.kill().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut proc.take_stderr().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("failed to connect to localhost:9"), "{stderr}");
+
+    // The kubelet API itself: only the API server's client certificate gets in.
+    let node_ip = c.node.ip().to_string();
+    let url = format!("https://{node_ip}:10250/containerLogs/default/{pod}/web");
+    let pki = c.data_dir.path().join("pki");
+    let token = std::fs::read_to_string(pki.join("admin.token")).unwrap();
+    let curl = |extra: &[&str]| {
+        let mut argv = vec!["curl", "-sk", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}"];
+        argv.extend_from_slice(extra);
+        argv.push(&url);
+        let o = c.lab.exec(&c.node, &argv).unwrap();
+        (o.status.code(), out(&o))
+    };
+    let (anonymous, _) = curl(&[]);
+    assert_ne!(anonymous, Some(0), "an anonymous caller got in");
+    let bearer = format!("Authorization: Bearer {}", token.trim());
+    let (with_token, _) = curl(&["-H", &bearer]);
+    assert_ne!(with_token, Some(0), "a bearer token without a client certificate got in");
+    let (cert, key) = (pki.join("apiserver.crt"), pki.join("apiserver.key"));
+    let (serving, _) = curl(&["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert_ne!(serving, Some(0), "a certificate not made for client auth got in");
+    let (cert, key) = (pki.join("apiserver-kubelet-client.crt"), pki.join("apiserver-kubelet-client.key"));
+    let (ok, code) = curl(&["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert_eq!((ok, code.as_str()), (Some(0), "200"), "the API server's client certificate was refused");
 }
