@@ -201,7 +201,8 @@ fn ca_params() -> anyhow::Result<CertificateParams> {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.distinguished_name = DistinguishedName::new();
     ca_params.distinguished_name.push(DnType::CommonName, "portico-ca");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     ca_params.not_after = rcgen::date_time_ymd(2036, 1, 1);
     Ok(ca_params)
 }

@@ -76,7 +76,8 @@ impl Router {
                     .map_err(|e| (other("get"), e))
             }
             Target::Resource(r) if crate::streaming::is_streaming(&r) => {
-                let label = Label(r.verb.as_str().to_string(), format!("pods/{}", r.subresource.as_deref().unwrap_or("")));
+                let label =
+                    Label(r.verb.as_str().to_string(), format!("pods/{}", r.subresource.as_deref().unwrap_or("")));
                 crate::streaming::serve(&self.kubelets, &self.registry, &r, req)
                     .await
                     .map(|resp| (label.clone(), resp))

@@ -78,11 +78,8 @@ pub async fn serve(
     let node_obj = registry.get(nodes, None, &node).await?;
     let (ip, port) = kubelet_address(&node_obj)
         .ok_or_else(|| ApiError::BadRequest(format!("node {node} has no InternalIP and kubelet port to reach")))?;
-    let rest: Vec<String> = query
-        .iter()
-        .filter(|(k, _)| k != "container")
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect();
+    let rest: Vec<String> =
+        query.iter().filter(|(k, _)| k != "container").map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
     let target = if rest.is_empty() { kubelet_path } else { format!("{kubelet_path}?{}", rest.join("&")) };
     proxy(kubelets, &format!("{ip}:{port}"), &target, sub == "log", req).await
 }
@@ -109,10 +106,8 @@ fn pick_container(pod: &Value, name: &str, wanted: Option<&str>) -> ApiResult<St
         }
         None if containers.len() == 1 => Ok(containers[0].clone()),
         None => {
-            let mut msg = format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                containers.join(" ")
-            );
+            let mut msg =
+                format!("a container name must be specified for pod {name}, choose one of: [{}]", containers.join(" "));
             if !init.is_empty() {
                 msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
             }
@@ -132,10 +127,7 @@ fn kubelet_address(node: &Value) -> Option<(String, u16)> {
     Some((host, port))
 }
 
-async fn connect(
-    kubelets: &Kubelets,
-    addr: &str,
-) -> ApiResult<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+async fn connect(kubelets: &Kubelets, addr: &str) -> ApiResult<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let unavailable = |e: String| ApiError::Internal(format!("error dialing backend: {e}"));
     let tcp = tokio::time::timeout(std::time::Duration::from_secs(10), tokio::net::TcpStream::connect(addr))
         .await
@@ -235,7 +227,11 @@ async fn proxy(
     });
     let mut answer = Response::new(channel_body(rx));
     *answer.status_mut() = status;
-    let ct = if is_log { HeaderValue::from_static("text/plain") } else { content_type.unwrap_or(HeaderValue::from_static("text/plain")) };
+    let ct = if is_log {
+        HeaderValue::from_static("text/plain")
+    } else {
+        content_type.unwrap_or(HeaderValue::from_static("text/plain"))
+    };
     answer.headers_mut().insert(header::CONTENT_TYPE, ct);
     Ok(answer)
 }

@@ -10,8 +10,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::cluster::{Cluster, is_ready, s};
-use std::process::{Command, Stdio};
 use common::eventually;
+use std::process::{Command, Stdio};
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -116,11 +116,7 @@ fn kubectl_logs_reads_the_container_logs_through_the_kubelet_api() {
     let prev = c.kubectl_ok(&["logs", "crash", "--previous"]);
     assert_eq!(prev, format!("run-{restarts}\n"));
     let none = c.kubectl(&["logs", "two", "-c", "b", "--previous"]);
-    assert!(
-        err(&none).contains("previous terminated container \"b\" in pod \"two\" not found"),
-        "{}",
-        err(&none)
-    );
+    assert!(err(&none).contains("previous terminated container \"b\" in pod \"two\" not found"), "{}", err(&none));
 }
 
 /// RFC 3339 check without another dependency: `YYYY-MM-DDTHH:MM:SS[.frac]Z`.
@@ -208,7 +204,8 @@ fn kubectl_cp_attach_and_run_it_stream_through_the_kubelet_api() {
     let att = sh(&c, "(sleep 1; echo 'echo attached-$((40+2)); exit 0') | KUBECTL attach -i att");
     assert!(att.status.success(), "{} {}", out(&att), err(&att));
     assert!(out(&att).contains("attached-42"), "{} {}", out(&att), err(&att));
-    let ok = eventually(Duration::from_secs(30), || s(&c.json(&["get", "pod", "att"])["status"]["phase"]) == "Succeeded");
+    let ok =
+        eventually(Duration::from_secs(30), || s(&c.json(&["get", "pod", "att"])["status"]["phase"]) == "Succeeded");
     assert!(ok, "att did not finish");
 
     // run -it --rm through a terminal: the shell runs what is typed, exits, and the pod goes.
@@ -291,7 +288,8 @@ fn kubectl_port_forward_reaches_pods_and_the_kubelet_api_refuses_other_callers()
             assert_eq!(g.as_deref(), Some(hello.as_str()), "port-forward {target} {ports} {env:?}");
         }
     }
-    let sessions: Vec<String> = c.log().lines().filter(|l| l.contains("port-forward session")).map(|l| l.to_owned()).collect();
+    let sessions: Vec<String> =
+        c.log().lines().filter(|l| l.contains("port-forward session")).map(|l| l.to_owned()).collect();
     // kubectl's default tunnels SPDY in a WebSocket; the fallback upgrades to SPDY directly.
     let ws = sessions.iter().filter(|l| l.contains("\"websocket\"")).count();
     let spdy = sessions.iter().filter(|l| l.contains("\"spdy\"")).count();

@@ -58,7 +58,8 @@ pub struct Kubelet {
 pub async fn serve(addr: SocketAddr, dir: &Path, client_ca_pem: &[u8], kubelet: Kubelet) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = server_config(dir, addr, client_ca_pem)?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("binding the kubelet API on {addr}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("binding the kubelet API on {addr}: {e}"))?;
     tracing::info!(%addr, "kubelet API serving");
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let kubelet = Arc::new(kubelet);
@@ -107,7 +108,9 @@ pub async fn fetch_client_ca(client: &kube::Client) -> Vec<u8> {
                 }
                 tracing::warn!("kube-system/{ROOT_CA_CONFIGMAP} has no ca.crt; the kubelet API waits for it");
             }
-            Ok(None) => tracing::info!("kube-system/{ROOT_CA_CONFIGMAP} is not there yet; the kubelet API waits for it"),
+            Ok(None) => {
+                tracing::info!("kube-system/{ROOT_CA_CONFIGMAP} is not there yet; the kubelet API waits for it")
+            }
             Err(e) => tracing::warn!(error = %e, "reading kube-system/{ROOT_CA_CONFIGMAP} failed"),
         }
         tokio::time::sleep(delay).await;
@@ -129,7 +132,8 @@ fn server_config(dir: &Path, addr: SocketAddr, client_ca_pem: &[u8]) -> Result<A
         if !hostname.trim().is_empty() {
             names.push(hostname.trim().to_lowercase());
         }
-        let ck = rcgen::generate_simple_self_signed(names).map_err(|e| format!("making the kubelet certificate: {e}"))?;
+        let ck =
+            rcgen::generate_simple_self_signed(names).map_err(|e| format!("making the kubelet certificate: {e}"))?;
         write_private(&key_path, ck.signing_key.serialize_pem().as_bytes())?;
         std::fs::write(&cert_path, ck.cert.pem()).map_err(|e| format!("writing {}: {e}", cert_path.display()))?;
     }

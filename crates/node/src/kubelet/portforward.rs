@@ -50,7 +50,10 @@ pub async fn serve(k: &Kubelet, ns: &str, pod: &str, mut req: Request<Incoming>)
 
     if is_websocket(&req) {
         if !offered_protocols(req.headers()).iter().any(|p| p == TUNNELED) {
-            return text(StatusCode::BAD_REQUEST, format!("port-forward over WebSocket needs the {TUNNELED} subprotocol"));
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("port-forward over WebSocket needs the {TUNNELED} subprotocol"),
+            );
         }
         let resp = switching(&req, TUNNELED);
         let upgrade = hyper::upgrade::on(&mut req);
@@ -64,11 +67,7 @@ pub async fn serve(k: &Kubelet, ns: &str, pod: &str, mut req: Request<Incoming>)
             tokio::spawn(async move {
                 while let Some(Ok(m)) = source.next().await {
                     match m {
-                        Message::Binary(b) => {
-                            if in_tx.send(b.to_vec()).await.is_err() {
-                                return;
-                            }
-                        }
+                        Message::Binary(b) if in_tx.send(b.to_vec()).await.is_err() => return,
                         Message::Close(_) => return,
                         _ => {}
                     }
@@ -100,7 +99,10 @@ pub async fn serve(k: &Kubelet, ns: &str, pod: &str, mut req: Request<Incoming>)
         .flat_map(|v| v.split(','))
         .any(|v| v.trim() == PROTOCOL);
     if !spdy_upgrade || !offers_portforward {
-        return text(StatusCode::BAD_REQUEST, format!("port-forward needs an upgrade to SPDY/3.1 ({PROTOCOL}) or a WebSocket"));
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("port-forward needs an upgrade to SPDY/3.1 ({PROTOCOL}) or a WebSocket"),
+        );
     }
     let mut resp = Response::new(full(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

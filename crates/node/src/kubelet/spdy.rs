@@ -79,6 +79,7 @@ pub fn stream_id(data: &[u8]) -> Option<u32> {
 pub fn dictionary() -> &'static [u8] {
     static DICT: OnceLock<Vec<u8>> = OnceLock::new();
     DICT.get_or_init(|| {
+        #[rustfmt::skip]
         const WORDS: &[&str] = &[
             "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset", "accept-encoding",
             "accept-language", "accept-ranges", "age", "allow", "authorization", "cache-control", "connection",
@@ -119,7 +120,11 @@ pub struct Headers {
 
 impl Default for Headers {
     fn default() -> Self {
-        Headers { inflate: Decompress::new(true), deflate: Compress::new(Compression::default(), true), deflate_started: false }
+        Headers {
+            inflate: Decompress::new(true),
+            deflate: Compress::new(Compression::default(), true),
+            deflate_started: false,
+        }
     }
 }
 
@@ -185,7 +190,9 @@ impl Headers {
                 out.reserve(256);
             }
             let before = self.deflate.total_in();
-            self.deflate.compress_vec(input, &mut out, FlushCompress::Sync).map_err(|e| format!("SPDY header block: {e}"))?;
+            self.deflate
+                .compress_vec(input, &mut out, FlushCompress::Sync)
+                .map_err(|e| format!("SPDY header block: {e}"))?;
             input = &input[(self.deflate.total_in() - before) as usize..];
             // Done once all input is in and the flush fitted (room left over).
             if input.is_empty() && out.capacity() > out.len() {

@@ -111,7 +111,10 @@ pub async fn serve(
     };
     let command: Vec<String> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
     if !is_websocket(&req) {
-        return text(StatusCode::BAD_REQUEST, "this node serves exec and attach over WebSocket (v5.channel.k8s.io) only");
+        return text(
+            StatusCode::BAD_REQUEST,
+            "this node serves exec and attach over WebSocket (v5.channel.k8s.io) only",
+        );
     }
     let offered = offered_protocols(req.headers());
     let Some(protocol) = [V5, V4].into_iter().find(|p| offered.iter().any(|o| o == p)) else {
@@ -133,7 +136,10 @@ pub async fn serve(
     if !st.is_running() {
         return text(
             StatusCode::BAD_REQUEST,
-            format!("container {container} is not running (pod {ns}/{pod}); cannot {}", if kind == Kind::Exec { "exec" } else { "attach" }),
+            format!(
+                "container {container} is not running (pod {ns}/{pod}); cannot {}",
+                if kind == Kind::Exec { "exec" } else { "attach" }
+            ),
         );
     }
     let job = match kind {
