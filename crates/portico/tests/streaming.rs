@@ -85,6 +85,7 @@ fn kubectl_logs_reads_the_container_logs_through_the_kubelet_api() {
     let ts = c.kubectl_ok(&["logs", "two", "-c", "b", "--timestamps"]);
     let (stamp, rest) = ts.trim_end().split_once(' ').unwrap();
     assert!(stamp.parse::<jiff_like::Stamp>().is_ok() && rest == "hello-b", "{ts}");
+    assert_eq!(c.kubectl_ok(&["logs", "two", "-c", "a", "--limit-bytes=5"]), "start");
     let since = c.kubectl_ok(&["logs", "two", "-c", "a", "--since=1s"]);
     assert!(!since.contains("start-a") && since.len() < a.len(), "{since}");
 
@@ -139,7 +140,7 @@ mod jiff_like {
 }
 
 #[test]
-fn kubectl_exec_cp_attach_and_run_stream_through_the_kubelet_api() {
+fn kubectl_exec_streams_output_exit_codes_stdin_and_a_tty() {
     let Some(c) = Cluster::start("sexec", &[]) else { return };
     c.apply(&two_containers(c.marks.path().to_str().unwrap()));
     wait_ready(&c, "two");
@@ -319,14 +320,15 @@ fn kubectl_port_forward_reaches_pods_and_the_kubelet_api_refuses_other_callers()
         let o = c.lab.exec(&c.node, &argv).unwrap();
         (o.status.code(), out(&o))
     };
-    let (anonymous, _) = curl(&[]);
-    assert_ne!(anonymous, Some(0), "an anonymous caller got in");
+    // Refused in the TLS handshake: no HTTP answer at all.
+    let (anonymous, code) = curl(&[]);
+    assert!(anonymous != Some(0) && code == "000", "an anonymous caller got in: {code}");
     let bearer = format!("Authorization: Bearer {}", token.trim());
-    let (with_token, _) = curl(&["-H", &bearer]);
-    assert_ne!(with_token, Some(0), "a bearer token without a client certificate got in");
+    let (with_token, code) = curl(&["-H", &bearer]);
+    assert!(with_token != Some(0) && code == "000", "a bearer token without a client certificate got in: {code}");
     let (cert, key) = (pki.join("apiserver.crt"), pki.join("apiserver.key"));
-    let (serving, _) = curl(&["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
-    assert_ne!(serving, Some(0), "a certificate not made for client auth got in");
+    let (serving, code) = curl(&["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(serving != Some(0) && code == "000", "a certificate not made for client auth got in: {code}");
     let (cert, key) = (pki.join("apiserver-kubelet-client.crt"), pki.join("apiserver-kubelet-client.key"));
     let (ok, code) = curl(&["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
     assert_eq!((ok, code.as_str()), (Some(0), "200"), "the API server's client certificate was refused");
