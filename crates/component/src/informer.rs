@@ -107,12 +107,20 @@ pub struct Informers {
     kinds: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
     /// Extra trimming per kind (a `fn(&mut K)`), for what no component of this process reads.
     trims: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+    /// A field selector per kind, for a process that needs only some of its objects.
+    fields: Arc<Mutex<HashMap<TypeId, String>>>,
     fatal: watch::Sender<Option<String>>,
 }
 
 impl Informers {
     pub fn new(client: Client) -> Informers {
-        Informers { client, kinds: Arc::default(), trims: Arc::default(), fatal: watch::channel(None).0 }
+        Informers {
+            client,
+            kinds: Arc::default(),
+            trims: Arc::default(),
+            fields: Arc::default(),
+            fatal: watch::channel(None).0,
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -124,6 +132,13 @@ impl Informers {
     /// effect for an informer started after the call.
     pub fn trim<K: Watched>(&self, f: fn(&mut K::Wire)) {
         self.trims.lock().unwrap_or_else(|e| e.into_inner()).insert(TypeId::of::<K>(), Box::new(f));
+    }
+
+    /// Lists and watches only the `K`s matching `selector` (a field selector such as
+    /// `spec.nodeName=n1`, as kubelet watches only its node's pods). Takes effect for an
+    /// informer started after the call.
+    pub fn select<K: Watched>(&self, selector: &str) {
+        self.fields.lock().unwrap_or_else(|e| e.into_inner()).insert(TypeId::of::<K>(), selector.to_owned());
     }
 
     /// The informer of `K`, started on first use; every later call shares it.
@@ -139,7 +154,8 @@ impl Informers {
             .unwrap_or_else(|e| e.into_inner())
             .get(&TypeId::of::<K>())
             .and_then(|b| b.downcast_ref::<fn(&mut K::Wire)>().copied());
-        informer.start(self.client.clone(), self.fatal.clone(), extra);
+        let fields = self.fields.lock().unwrap_or_else(|e| e.into_inner()).get(&TypeId::of::<K>()).cloned();
+        informer.start(self.client.clone(), self.fatal.clone(), extra, fields);
         kinds.insert(TypeId::of::<K>(), Box::new(informer.clone()));
         informer
     }
@@ -213,10 +229,20 @@ impl<K: Watched> Informer<K> {
         self.shared.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn start(&self, client: Client, fatal: watch::Sender<Option<String>>, extra: Option<fn(&mut K::Wire)>) {
+    fn start(
+        &self,
+        client: Client,
+        fatal: watch::Sender<Option<String>>,
+        extra: Option<fn(&mut K::Wire)>,
+        fields: Option<String>,
+    ) {
         let this = self.clone();
         let kind = kind::<K>();
-        let stream = watcher(Api::<K::Wire>::all(client), watcher::Config::default())
+        let mut config = watcher::Config::default();
+        if let Some(f) = &fields {
+            config = config.fields(f);
+        }
+        let stream = watcher(Api::<K::Wire>::all(client), config)
             .modify(move |o| {
                 trim(o);
                 if let Some(f) = extra {

@@ -157,6 +157,9 @@ pub struct AgentArgs {
     /// built-in bridge.
     #[arg(long)]
     pub cni_conf_dir: Option<PathBuf>,
+    /// `/healthz` and `/metrics` of the agent (kubelet's healthz port).
+    #[arg(long, default_value = "127.0.0.1:10248")]
+    pub healthz_bind: std::net::SocketAddr,
     /// Where the CNI plugin binaries are.
     #[arg(long, default_value = "/usr/lib/cni,/opt/cni/bin", value_delimiter = ',')]
     pub cni_bin_dir: Vec<PathBuf>,
@@ -221,6 +224,7 @@ impl AgentArgs {
             netns_prefix: self.netns_prefix.clone(),
             masquerade: self.masquerade_egress,
             cni: self.cni_conf_dir.clone().map(|d| (d, self.cni_bin_dir.clone())),
+            healthz_bind: Some(self.healthz_bind),
         })
     }
 }
@@ -396,6 +400,8 @@ impl Cli {
                     _ => component::client::connect(args.kubeconfig.as_deref()).await?,
                 };
                 let informers = Informers::new(client);
+                // This process reads only its node's pods, as kubelet watches them.
+                informers.select::<component::pod::LeanPod>(&format!("spec.nodeName={}", config.node_name));
                 let mut components = Supervisor::new();
                 components.watch_informers(&informers);
                 println!("Portico node agent for node {} ({})", config.node_name, config.node_ip);

@@ -94,6 +94,22 @@ fn pods_run_with_their_own_ips_files_env_probes_and_survive_an_agent_restart() {
     });
     assert!(ok, "the Service's slice does not list 3 ready endpoints");
 
+    // The agent's health and kubelet-named metrics.
+    let get = |path: &str| {
+        let out =
+            c.lab.exec(&c.node, &["curl", "-s", "--max-time", "3", &format!("http://127.0.0.1:10248{path}")]).unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(get("/healthz"), "OK");
+    let metrics = get("/metrics");
+    assert!(metrics.contains("kubelet_running_pods 3"), "{metrics}");
+    assert!(metrics.contains("kubelet_running_containers{container_state=\"running\"} 3"), "{metrics}");
+    assert!(metrics.contains("kubelet_pod_start_duration_seconds_count 3"), "{metrics}");
+    assert!(
+        metrics.contains("prober_probe_total{probe_type=\"Readiness\",result=\"successful\",container=\"web\""),
+        "{metrics}"
+    );
+
     // A pod's own hostname, resolv.conf, hosts and Service variables; the host's files stay.
     let host_resolv = std::fs::read("/etc/resolv.conf").unwrap();
     let host_hosts = std::fs::read("/etc/hosts").unwrap();
@@ -202,6 +218,36 @@ spec:
     assert!(ok, "a failing liveness probe did not restart the container:\n{}", c.log());
     std::fs::write(c.marks.path().join("alive"), "").unwrap();
 
+    // Init containers run first, to completion; a hostNetwork pod has the node's address.
+    c.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: hostnet}}
+spec:
+  hostNetwork: true
+  initContainers:
+  - name: init
+    image: busybox
+    command: ["sh", "-c", "echo ran > {marks}/init"]
+  containers:
+  - name: c
+    image: demo
+    ports: [{{containerPort: 18080}}]
+"#
+    ));
+    let ok =
+        eventually(Duration::from_secs(60), || s(&c.json(&["get", "pod", "hostnet"])["status"]["phase"]) == "Running");
+    assert!(ok, "hostnet never Running: {}", c.json(&["get", "pod", "hostnet"])["status"]);
+    let pod = c.json(&["get", "pod", "hostnet"]);
+    assert_eq!(std::fs::read_to_string(c.marks.path().join("init")).unwrap(), "ran\n");
+    assert_eq!(pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+    let node_ip = c.node.ip().to_string();
+    assert_eq!(s(&pod["status"]["podIP"]), node_ip);
+    let ok = eventually(Duration::from_secs(10), || c.curl(&node_ip, 18080).is_some());
+    assert!(ok, "the hostNetwork pod does not answer on the node's address");
+    assert_eq!(c.curl(&node_ip, 18080).unwrap(), "Hello World!\nhostnet\n");
+
     // A command that does not exist: a waiting or terminated container with a clear message.
     c.apply(
         r#"
@@ -284,4 +330,61 @@ spec:
         veths == namespaces
     });
     assert!(ok, "veths and pod namespaces disagree after a delete");
+}
+
+#[test]
+fn a_second_node_joins_and_pods_reach_each_other_across_nodes() {
+    let Some(mut c) = Cluster::start("agent2", &[]) else { return };
+    c.join("n2");
+    let ready = |c: &Cluster, name: &str| {
+        let n = c.json(&["get", "node", name]);
+        n["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|x| x["type"] == "Ready" && x["status"] == "True")
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || ready(&c, "n1") && ready(&c, "n2")),
+        "nodes not Ready:\n{}",
+        c.kubectl_ok(&["get", "nodes", "-o", "wide"])
+    );
+    c.apply(
+        r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: spread}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      containers:
+      - name: web
+        image: demo
+        ports: [{containerPort: 8080}]
+"#,
+    );
+    let ok = eventually(Duration::from_secs(90), || {
+        let pods = c.pods("app=spread");
+        pods.len() == 4 && pods.iter().all(is_ready)
+    });
+    assert!(ok, "spread pods never Ready: {}", c.kubectl_ok(&["get", "pods", "-o", "wide"]));
+    let pods = c.pods("app=spread");
+    let on = |n: &str| pods.iter().filter(|p| p["spec"]["nodeName"] == n).cloned().collect::<Vec<_>>();
+    let (one, two) = (on("n1"), on("n2"));
+    assert!(
+        !one.is_empty() && !two.is_empty(),
+        "all pods on one node: {}",
+        c.kubectl_ok(&["get", "pods", "-o", "wide"])
+    );
+    // Pod CIDRs differ per node, and pods reach each other both ways (host-gateway routes).
+    let cidr = |n: &str| s(&c.json(&["get", "node", n])["spec"]["podCIDR"]);
+    assert_ne!(cidr("n1"), cidr("n2"));
+    for (from, to) in [(&one[0], &two[0]), (&two[0], &one[0])] {
+        let (uid, ip, name) = (s(&from["metadata"]["uid"]), s(&to["status"]["podIP"]), s(&to["metadata"]["name"]));
+        let got = c.curl_from_pod(&uid, &ip, 8080);
+        assert_eq!(got, Some(format!("Hello World!\n{name}\n")), "{} -> {name}", s(&from["metadata"]["name"]));
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod env;
 pub mod files;
+pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod probe;
@@ -42,6 +43,8 @@ pub struct Config {
     pub masquerade: bool,
     /// Delegate pod networking to CNI plugins: (configuration dir, plugin dirs).
     pub cni: Option<(PathBuf, Vec<PathBuf>)>,
+    /// `/healthz` and `/metrics` (kubelet's healthz port is 10248).
+    pub healthz_bind: Option<std::net::SocketAddr>,
 }
 
 /// Why the agent cannot run here, if it cannot: it needs root (network and mount namespaces).
@@ -123,13 +126,24 @@ pub async fn run(informers: Informers, cfg: Config) -> Result<(), String> {
         }
     });
 
+    let sandbox = Sandbox::new(cfg.state_dir.join("containers"), cfg.exe.clone());
+    let (metrics, registry) = metrics::Metrics::new(sandbox.clone());
+    if let Some(addr) = cfg.healthz_bind {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("binding --healthz-bind {addr}: {e}"))?;
+        let routes = component::http::Routes::new()
+            .route("/healthz", component::http::Route::Live)
+            .route("/metrics", component::http::Route::Metrics(Arc::new(registry)));
+        tokio::spawn(component::http::serve(listener, routes));
+    }
     let host_resolv = files::Resolv::parse(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     let shared = Arc::new(pods::Shared {
         client: client.clone(),
         node_name: cfg.node_name.clone(),
         host_ip: cfg.node_ip,
         net,
-        sandbox: Sandbox::new(cfg.state_dir.join("containers"), cfg.exe.clone()),
+        sandbox,
+        metrics,
         pods: informers.get::<LeanPod>(),
         services: informers.get::<Service>(),
         dns: cfg.cluster_dns.clone(),

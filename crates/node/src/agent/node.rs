@@ -67,14 +67,24 @@ fn arch() -> &'static str {
 
 /// The status the agent reports: addresses, capacity, the four conditions kubelet sets, the
 /// kubelet endpoint the API server streams logs and exec through, and node info.
-pub fn status(info: &NodeInfo, ready: bool) -> Value {
+pub fn status(info: &NodeInfo, ready: bool, previous: Option<&Node>) -> Value {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let resources = json!({"cpu": cpus.to_string(), "memory": memory_quantity(), "pods": MAX_PODS.to_string(),
                            "ephemeral-storage": "0"});
     let t = now();
+    let held = previous.and_then(|n| n.status.as_ref()?.conditions.as_ref());
+    // A transition time moves only when the condition's status does.
+    let since = |type_: &str, status: &str| {
+        held.into_iter()
+            .flatten()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_else(|| t.clone())
+    };
     let condition = |type_: &str, status: &str, reason: &str, message: &str| {
         json!({"type": type_, "status": status, "reason": reason, "message": message,
-               "lastHeartbeatTime": t, "lastTransitionTime": t})
+               "lastHeartbeatTime": t, "lastTransitionTime": since(type_, status)})
     };
     let (ready_status, ready_reason, ready_message) = if ready {
         ("True", "KubeletReady", "kubelet is posting ready status")
@@ -129,10 +139,15 @@ pub async fn register(client: &kube::Client, info: &NodeInfo, ready: bool) -> Re
     report(client, info, ready).await
 }
 
+async fn current(client: &kube::Client, name: &str) -> Option<Node> {
+    Api::<Node>::all(client.clone()).get_opt(name).await.ok().flatten()
+}
+
 /// Writes the node status (kubelet's periodic `updateNodeStatus`).
 pub async fn report(client: &kube::Client, info: &NodeInfo, ready: bool) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let patch = json!({"status": status(info, ready)});
+    let previous = current(client, &info.name).await;
+    let patch = json!({"status": status(info, ready, previous.as_ref())});
     nodes.patch_status(&info.name, &PatchParams::default(), &Patch::Merge(patch)).await.map(|_| ())
 }
 
@@ -171,14 +186,21 @@ mod tests {
     #[test]
     fn status_reports_addresses_capacity_conditions_and_the_kubelet_port() {
         let info = NodeInfo { name: "n1".into(), internal_ip: "192.0.2.10".parse().unwrap(), kubelet_port: 10250 };
-        let s = status(&info, true);
+        let s = status(&info, true, None);
         assert_eq!(s["addresses"][0], json!({"type": "InternalIP", "address": "192.0.2.10"}));
         assert_eq!(s["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
         assert_eq!(s["capacity"]["pods"], "110");
         assert!(s["capacity"]["memory"].as_str().unwrap().ends_with("Ki"));
         let ready = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
         assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("True"), Some("KubeletReady")));
-        let s = status(&info, false);
+        let s = status(&info, false, None);
         assert_eq!(s["conditions"][3]["status"], "False");
+        let held: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}, "status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}))
+        .unwrap();
+        let s = status(&info, true, Some(&held));
+        assert_eq!(s["conditions"][3]["lastTransitionTime"], "2026-01-01T00:00:00Z", "unchanged status keeps its time");
+        let s = status(&info, false, Some(&held));
+        assert_ne!(s["conditions"][3]["lastTransitionTime"], "2026-01-01T00:00:00Z");
     }
 }

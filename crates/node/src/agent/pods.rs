@@ -40,6 +40,7 @@ pub struct Shared {
     pub host_ip: IpAddr,
     pub net: Network,
     pub sandbox: Sandbox,
+    pub metrics: Arc<super::metrics::Metrics>,
     pub pods: Informer<LeanPod>,
     pub services: Informer<Service>,
     pub dns: ClusterDns,
@@ -168,6 +169,8 @@ pub async fn work(shared: Arc<Shared>, key: component::informer::Key, uid: Strin
         volumes: BTreeMap::new(),
         written: None,
         start_time: now(),
+        first_seen: Instant::now(),
+        start_recorded: false,
     };
     w.run(wake).await;
 }
@@ -183,6 +186,9 @@ struct Worker {
     /// The last status written, so an unchanged one is not written again.
     written: Option<Value>,
     start_time: String,
+    /// When this worker first saw the pod, for `kubelet_pod_start_duration_seconds`.
+    first_seen: Instant,
+    start_recorded: bool,
 }
 
 impl Worker {
@@ -250,7 +256,19 @@ impl Worker {
             self.adopt();
         }
         if self.attachment.is_none() {
-            let a = self.shared.net.attach(&self.pod_ref()).await.map_err(|e| format!("pod network: {e}"))?;
+            let host_network = self.pod.as_ref().and_then(|p| p.spec.as_ref()?.host_network).unwrap_or(false);
+            let a = if host_network {
+                // The node's own network namespace (the agent's), and the node's address.
+                Attachment {
+                    uid: self.uid.clone(),
+                    netns: PathBuf::from("/proc/self/ns/net"),
+                    ip: self.shared.host_ip,
+                    gateway: self.shared.host_ip,
+                    host_veth: String::new(),
+                }
+            } else {
+                self.shared.net.attach(&self.pod_ref()).await.map_err(|e| format!("pod network: {e}"))?
+            };
             tracing::info!(pod = %self.key, ip = %a.ip, "pod network ready");
             self.attachment = Some(a);
             self.write_status().await;
@@ -275,6 +293,11 @@ impl Worker {
         }
         self.observe();
         self.start_due().await;
+        let containers = self.runs.iter().filter(|r| !r.init);
+        if !self.start_recorded && containers.clone().count() > 0 && containers.clone().all(Run::running) {
+            self.start_recorded = true;
+            self.shared.metrics.pod_start_duration.observe(self.first_seen.elapsed().as_secs_f64());
+        }
         self.probe().await;
         self.write_status().await;
         Ok(())
@@ -519,6 +542,9 @@ impl Worker {
                 if let Outcome::Failure(why) = &outcome {
                     tracing::debug!(pod = %self.key, container = %spec.name, ?kind, %why, "probe failed");
                 }
+                let (ns, pod) = component::informer::split_key(&self.key);
+                let kind_name = format!("{kind:?}");
+                self.shared.metrics.probe(&kind_name, outcome == Outcome::Success, &spec.name, pod, ns);
                 let changed = schedule.record(outcome, Instant::now());
                 if changed {
                     tracing::info!(pod = %self.key, container = %spec.name, ?kind, passing = schedule.passing, "probe result changed");

@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Probe};
@@ -148,10 +149,59 @@ fn tcp(target: &Target, host: Option<&str>, port: u16, timeout: Duration) -> Out
     }
 }
 
-fn http(target: &Target, get: &k8s_openapi::api::core::v1::HTTPGetAction, port: u16, timeout: Duration) -> Outcome {
-    if get.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HTTPS")) {
-        return Outcome::Failure("HTTPS probes are not supported by this agent".to_owned());
+/// A TLS client that accepts any server certificate: kubelet's HTTPS probes skip
+/// verification (`InsecureSkipVerify`), since pods serve self-signed certificates.
+fn insecure_tls() -> Arc<rustls::ClientConfig> {
+    #[derive(Debug)]
+    struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
     }
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+fn http(target: &Target, get: &k8s_openapi::api::core::v1::HTTPGetAction, port: u16, timeout: Duration) -> Outcome {
+    let https = get.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"));
     let ip = get.host.as_deref().and_then(|h| h.parse().ok()).unwrap_or(target.pod_ip);
     let addr = SocketAddr::new(ip, port);
     let path = get.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".to_owned());
@@ -167,19 +217,29 @@ fn http(target: &Target, get: &k8s_openapi::api::core::v1::HTTPGetAction, port: 
     }
     request.push_str("\r\n");
     let result = in_netns(&target.netns, move || -> std::io::Result<String> {
-        let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+        let s = TcpStream::connect_timeout(&addr, timeout)?;
         s.set_read_timeout(Some(timeout))?;
         s.set_write_timeout(Some(timeout))?;
-        s.write_all(request.as_bytes())?;
         let mut head = vec![0u8; 256];
-        let n = s.read(&mut head)?;
+        let n = if https {
+            let name = rustls::pki_types::ServerName::IpAddress(ip.into());
+            let conn = rustls::ClientConnection::new(insecure_tls(), name).map_err(std::io::Error::other)?;
+            let mut tls = rustls::StreamOwned::new(conn, s);
+            tls.write_all(request.as_bytes())?;
+            tls.read(&mut head)?
+        } else {
+            let mut s = s;
+            s.write_all(request.as_bytes())?;
+            s.read(&mut head)?
+        };
         Ok(String::from_utf8_lossy(&head[..n]).into_owned())
     });
+    let scheme = if https { "https" } else { "http" };
     let head = match result {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             return Outcome::Failure(format!(
-                "Get \"http://{host_header}{}\": {e}",
+                "Get \"{scheme}://{host_header}{}\": {e}",
                 get.path.as_deref().unwrap_or("/")
             ));
         }
@@ -190,6 +250,85 @@ fn http(target: &Target, get: &k8s_openapi::api::core::v1::HTTPGetAction, port: 
         Some(c) if (200..400).contains(&c) => Outcome::Success,
         Some(c) => Outcome::Failure(format!("HTTP probe failed with statuscode: {c}")),
         None => Outcome::Failure("HTTP probe got no valid response".to_owned()),
+    }
+}
+
+/// The gRPC health checking protocol (`grpc.health.v1.Health/Check`) over cleartext HTTP/2,
+/// as kubelet's gRPC probe: SERVING passes, anything else fails.
+async fn grpc(target: &Target, port: u16, service: &str, timeout: Duration) -> Outcome {
+    let addr = SocketAddr::new(target.pod_ip, port);
+    let netns = target.netns.clone();
+    let connected = tokio::task::spawn_blocking(move || {
+        in_netns(&netns, move || {
+            let s = TcpStream::connect_timeout(&addr, timeout)?;
+            s.set_nonblocking(true)?;
+            Ok::<_, std::io::Error>(s)
+        })
+    })
+    .await;
+    let stream = match connected {
+        Ok(Ok(Ok(s))) => s,
+        Ok(Ok(Err(e))) => {
+            return Outcome::Failure(format!(
+                "failed to connect service \"{addr}\" within {}s: {e}",
+                timeout.as_secs()
+            ));
+        }
+        Ok(Err(e)) => return Outcome::Failure(format!("entering the pod's network namespace: {e}")),
+        Err(e) => return Outcome::Failure(format!("probe task failed: {e}")),
+    };
+    let check = async {
+        let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (mut send, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        // HealthCheckRequest { service = 1 }, in a gRPC length-prefixed message.
+        let mut message = vec![];
+        if !service.is_empty() {
+            message.push(0x0a);
+            message.push(service.len() as u8);
+            message.extend_from_slice(service.as_bytes());
+        }
+        let mut body = vec![0u8];
+        body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        body.extend_from_slice(&message);
+        let request = http::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("user-agent", "kube-probe/1.33")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = send.send_request(request).await.map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let collected = http_body_util::BodyExt::collect(body).await.map_err(|e| e.to_string())?;
+        let grpc_status = collected
+            .trailers()
+            .and_then(|t| t.get("grpc-status"))
+            .or_else(|| parts.headers.get("grpc-status"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("0")
+            .to_owned();
+        if grpc_status != "0" {
+            return Err(format!("rpc error: grpc-status {grpc_status}"));
+        }
+        let bytes = collected.to_bytes();
+        // HealthCheckResponse { status = 1 (enum) }: SERVING is 1.
+        let status = bytes.get(5..).and_then(|m| m.windows(2).find(|w| w[0] == 0x08).map(|w| w[1])).unwrap_or(0);
+        Ok(status)
+    };
+    match tokio::time::timeout(timeout, check).await {
+        Err(_) => Outcome::Failure(format!("timeout: health rpc did not complete within {}s", timeout.as_secs())),
+        Ok(Err(e)) => Outcome::Failure(e),
+        Ok(Ok(1)) => Outcome::Success,
+        Ok(Ok(status)) => {
+            let name = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"]
+                .get(status as usize)
+                .copied()
+                .unwrap_or("UNKNOWN");
+            Outcome::Failure(format!("service unhealthy (responded with \"{name}\")"))
+        }
     }
 }
 
@@ -253,8 +392,9 @@ pub async fn run(
             .await
             .unwrap_or_else(|e| Outcome::Failure(format!("probe task failed: {e}")));
     }
-    if probe.grpc.is_some() {
-        return Outcome::Failure("gRPC probes are not supported by this agent yet".to_owned());
+    if let Some(g) = &probe.grpc {
+        let Ok(port) = u16::try_from(g.port) else { return Outcome::Failure(format!("invalid port {}", g.port)) };
+        return grpc(target, port, g.service.as_deref().unwrap_or(""), timeout).await;
     }
     Outcome::Failure("the probe has no handler".to_owned())
 }
@@ -336,5 +476,87 @@ mod tests {
             run(&probe(json!({"tcpSocket": {"port": closed}})), &c, &t, never).await,
             Outcome::Failure(_)
         ));
+    }
+
+    fn tls_server() -> (u16, std::thread::JoinHandle<()>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+        let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key)
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config = Arc::new(config);
+        let handle = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, s);
+            let mut buf = [0u8; 512];
+            let _ = tls.read(&mut buf);
+            let _ = tls.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+            let _ = tls.flush();
+        });
+        (port, handle)
+    }
+
+    #[tokio::test]
+    async fn https_probe_skips_certificate_verification() {
+        let (port, server) = tls_server();
+        let c = Container::default();
+        let t = Target { pod_ip: "127.0.0.1".parse().unwrap(), netns: "/proc/self/ns/net".into() };
+        let p = probe(json!({"httpGet": {"port": port, "scheme": "HTTPS"}}));
+        assert_eq!(run(&p, &c, &t, |_: &[String]| Err("no exec".to_owned())).await, Outcome::Success);
+        server.join().unwrap();
+    }
+
+    /// A gRPC health server on loopback answering `status` to every Check.
+    async fn grpc_server(status: u8) -> u16 {
+        use http_body_util::StreamBody;
+        use hyper::body::Frame;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else { return };
+                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| async move {
+                    assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().unwrap());
+                    let frames: Vec<Result<Frame<bytes::Bytes>, std::convert::Infallible>> = vec![
+                        Ok(Frame::data(bytes::Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]))),
+                        Ok(Frame::trailers(trailers)),
+                    ];
+                    let body = StreamBody::new(futures::stream::iter(frames));
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder().header("content-type", "application/grpc").body(body).unwrap(),
+                    )
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), service),
+                );
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_passes_only_on_serving() {
+        let c = Container::default();
+        let t = Target { pod_ip: "127.0.0.1".parse().unwrap(), netns: "/proc/self/ns/net".into() };
+        let never = |_: &[String]| Err("no exec".to_owned());
+        let serving = grpc_server(1).await;
+        assert_eq!(run(&probe(json!({"grpc": {"port": serving}})), &c, &t, never).await, Outcome::Success);
+        let not_serving = grpc_server(2).await;
+        assert_eq!(
+            run(&probe(json!({"grpc": {"port": not_serving, "service": "db"}})), &c, &t, never).await,
+            Outcome::Failure("service unhealthy (responded with \"NOT_SERVING\")".into())
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        assert!(matches!(run(&probe(json!({"grpc": {"port": closed}})), &c, &t, never).await, Outcome::Failure(_)));
     }
 }

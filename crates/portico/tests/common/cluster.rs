@@ -24,6 +24,9 @@ pub struct Cluster {
     up: Option<lab::Proc>,
     starts: u32,
     extra: Vec<String>,
+    lan: lab::Switch,
+    /// `portico agent` processes of the nodes that joined.
+    agents: Vec<lab::Proc>,
 }
 
 impl Cluster {
@@ -41,6 +44,8 @@ impl Cluster {
             up: None,
             starts: 0,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            lan,
+            agents: vec![],
         };
         c.spawn();
         Some(c)
@@ -48,6 +53,41 @@ impl Cluster {
 
     pub fn state_dir(&self) -> PathBuf {
         self.data_dir.path().join("agent")
+    }
+
+    /// A second machine: a lab node on the same switch whose `portico agent` joins the cluster
+    /// with the API server's URL, the admin token and the cluster CA.
+    pub fn join(&mut self, name: &str) -> lab::Node {
+        let node = self.lab.node(name, &self.lan).unwrap();
+        let token = std::fs::read_to_string(self.data_dir.path().join("pki/admin.token")).unwrap();
+        let log = std::fs::File::create(self.data_dir.path().join(format!("agent-{name}.log"))).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portico"));
+        cmd.arg("agent")
+            .args(["--server", &format!("https://{}:6443", self.node.ip())])
+            .arg("--certificate-authority")
+            .arg(self.data_dir.path().join("pki/ca.crt"))
+            .args(["--node-name", name, "--node-ip", &node.ip().to_string(), "--cluster-cidr", CLUSTER_CIDR])
+            .arg("--agent-state-dir")
+            .arg(self.data_dir.path().join(format!("agent-{name}")))
+            .arg("--netns-prefix")
+            .arg(format!("{}-pod-", self.lab.prefix()))
+            .env("PORTICO_TOKEN", token.trim())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.agents.push(self.lab.spawn(&node, cmd).unwrap());
+        node
+    }
+
+    /// Every agent's state directory (this node's and the joined ones').
+    fn state_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.state_dir()];
+        for e in std::fs::read_dir(self.data_dir.path()).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("agent-") && e.path().is_dir() {
+                dirs.push(e.path());
+            }
+        }
+        dirs
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -176,8 +216,14 @@ impl Drop for Cluster {
     /// agent started (their PIDs are in its state directory) before the lab goes.
     fn drop(&mut self) {
         self.kill9();
-        for st in node::sandbox::Sandbox::new(self.state_dir().join("containers"), PathBuf::from("/nonexistent")).list()
-        {
+        for a in self.agents.drain(..) {
+            let _ = a.kill();
+        }
+        let states = self
+            .state_dirs()
+            .into_iter()
+            .flat_map(|d| node::sandbox::Sandbox::new(d.join("containers"), PathBuf::from("/nonexistent")).list());
+        for st in states.collect::<Vec<_>>() {
             if st.has_ended() && !st.shim_alive {
                 continue;
             }
