@@ -71,7 +71,7 @@ fn kubectl_logs_reads_the_container_logs_through_the_kubelet_api() {
     wait_ready(&c, "two");
 
     // Plain, with -c; the first line is the container's first output.
-    let ok = eventually(Duration::from_secs(10), || c.kubectl_ok(&["logs", "two", "-c", "a"]).contains("line-3"));
+    let ok = eventually(Duration::from_secs(10), || out(&c.kubectl(&["logs", "two", "-c", "a"])).contains("line-3"));
     assert!(ok, "{}", c.kubectl_ok(&["logs", "two", "-c", "a"]));
     let a = c.kubectl_ok(&["logs", "two", "-c", "a"]);
     assert!(a.starts_with("start-a\nline-1\n"), "{a}");
