@@ -14,6 +14,7 @@ pub(crate) mod request;
 mod router;
 mod server;
 pub mod services;
+mod streaming;
 mod table;
 mod watch;
 
@@ -101,6 +102,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         allocators.repair(&registry).await.map_err(|e| anyhow::anyhow!("service allocator repair: {e}"))?;
     let follower = tokio::spawn(allocators.clone().follow(registry.clone(), repaired_at));
     bootstrap(&registry, &allocators).await?;
+    publish_root_ca(&registry, &pki.ca_pem()?).await;
 
     let listener =
         tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
@@ -120,6 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         server_address: host.clone(),
         bookmark_interval: config.bookmark_interval,
         metrics: metrics::Metrics::new(Some(allocators.clone())),
+        kubelets: streaming::Kubelets { tls: pki.kubelet_client_config()? },
     });
     let tls = pki.server_config()?;
     let tasks = vec![
@@ -167,6 +170,33 @@ async fn publish_endpoints(registry: &registry::Registry, ip: std::net::IpAddr, 
         if let Err(e) = result {
             tracing::warn!(error = %e, plural, "could not publish the kubernetes endpoints");
         }
+    }
+}
+
+/// Publishes the cluster CA as `kube-system/kube-root-ca.crt` (`ca.crt`), the ConfigMap a
+/// real cluster's root-CA publisher keeps in every namespace. Node agents trust it for callers
+/// of their kubelet API (the API server's kubelet client certificate chains to it).
+async fn publish_root_ca(registry: &registry::Registry, ca_pem: &str) {
+    let rt = api::resources::lookup("", "v1", "configmaps").expect("configmaps are served");
+    let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "kube-root-ca.crt", "namespace": "kube-system",
+            "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+        "data": {"ca.crt": ca_pem}});
+    let opts = registry::WriteOptions::default();
+    let result = match registry.create(rt, Some("kube-system"), obj.clone(), &opts).await {
+        Err(error::ApiError::AlreadyExists { .. }) => {
+            match registry.get(rt, Some("kube-system"), "kube-root-ca.crt").await {
+                Ok(cur) if cur["data"]["ca.crt"] == ca_pem => Ok(()),
+                _ => registry
+                    .update(rt, Some("kube-system"), "kube-root-ca.crt", registry::Subresource::Main, obj, &opts)
+                    .await
+                    .map(|_| ()),
+            }
+        }
+        other => other.map(|_| ()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not publish kube-system/kube-root-ca.crt");
     }
 }
 

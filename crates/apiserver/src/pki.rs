@@ -34,6 +34,12 @@ impl Pki {
     fn serving_key_path(&self) -> PathBuf {
         self.dir.join("apiserver.key")
     }
+    fn kubelet_client_cert_path(&self) -> PathBuf {
+        self.dir.join("apiserver-kubelet-client.crt")
+    }
+    fn kubelet_client_key_path(&self) -> PathBuf {
+        self.dir.join("apiserver-kubelet-client.key")
+    }
     fn token_path(&self) -> PathBuf {
         self.dir.join("admin.token")
     }
@@ -48,6 +54,9 @@ impl Pki {
         if !complete {
             self.generate(extra_sans)?;
         }
+        if !self.kubelet_client_cert_path().exists() || !self.kubelet_client_key_path().exists() {
+            self.generate_kubelet_client()?;
+        }
         if !self.token_path().exists() {
             let token = random_token();
             write_private(&self.token_path(), token.as_bytes())?;
@@ -57,13 +66,7 @@ impl Pki {
 
     fn generate(&self, extra_sans: &[String]) -> anyhow::Result<()> {
         let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name = DistinguishedName::new();
-        ca_params.distinguished_name.push(DnType::CommonName, "portico-ca");
-        ca_params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        ca_params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+        let ca_params = ca_params()?;
         let ca_cert = ca_params.self_signed(&ca_key)?;
 
         let mut names: Vec<String> = [
@@ -101,6 +104,44 @@ impl Pki {
         write_private(&self.serving_key_path(), key.serialize_pem().as_bytes())?;
         std::fs::write(self.serving_cert_path(), cert.pem())?;
         Ok(())
+    }
+
+    /// The client certificate the API server presents to node agents' kubelet API (CN
+    /// `kube-apiserver-kubelet-client`, as kubeadm's), signed by the cluster CA.
+    fn generate_kubelet_client(&self) -> anyhow::Result<()> {
+        let ca_key = KeyPair::from_pem(&std::fs::read_to_string(self.ca_key_path())?)?;
+        // The CA's own parameters (name, key identifier method) are all signing needs.
+        let ca_params = ca_params()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, "kube-apiserver-kubelet-client");
+        params.distinguished_name.push(DnType::OrganizationName, "kubeadm:cluster-admins");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+        let key = KeyPair::generate()?;
+        let issuer = Issuer::new(ca_params, &ca_key);
+        let cert = params.signed_by(&key, &issuer)?;
+        write_private(&self.kubelet_client_key_path(), key.serialize_pem().as_bytes())?;
+        std::fs::write(self.kubelet_client_cert_path(), cert.pem())?;
+        Ok(())
+    }
+
+    /// rustls client configuration for calling kubelets: HTTP/1.1 (the streaming calls upgrade),
+    /// the kubelet client certificate, and, as kube-apiserver without
+    /// `--kubelet-certificate-authority`, no verification of the kubelet's serving certificate.
+    pub fn kubelet_client_config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(self.kubelet_client_cert_path())?.collect::<Result<_, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(self.kubelet_client_key_path())?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyKubeletCert(provider)))
+            .with_client_auth_cert(certs, key)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 
     pub fn token(&self) -> anyhow::Result<String> {
@@ -154,6 +195,18 @@ preferences: {{}}
     }
 }
 
+/// The cluster CA's certificate parameters.
+fn ca_params() -> anyhow::Result<CertificateParams> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name = DistinguishedName::new();
+    ca_params.distinguished_name.push(DnType::CommonName, "portico-ca");
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    Ok(ca_params)
+}
+
 fn random_token() -> String {
     use rand::Rng;
     let bytes: [u8; 32] = rand::rng().random();
@@ -169,4 +222,44 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// Accepts any kubelet serving certificate (still checking the handshake's signatures), as
+/// kube-apiserver does when no `--kubelet-certificate-authority` is given.
+#[derive(Debug)]
+struct AnyKubeletCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyKubeletCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

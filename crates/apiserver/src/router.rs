@@ -32,6 +32,8 @@ pub struct Router {
     pub server_address: String,
     pub bookmark_interval: Duration,
     pub metrics: Metrics,
+    /// Where the pods' streaming subresources (log, exec, attach, portforward) go.
+    pub kubelets: crate::streaming::Kubelets,
 }
 
 const AGGREGATED_DISCOVERY: &str = api::discovery::AGGREGATED_V2_CONTENT_TYPE;
@@ -72,6 +74,14 @@ impl Router {
                 discovery(&self.server_address, legacy, group.as_deref(), version.as_deref(), accept)
                     .map(|r| (other("get"), r))
                     .map_err(|e| (other("get"), e))
+            }
+            Target::Resource(r) if crate::streaming::is_streaming(&r) => {
+                let label =
+                    Label(r.verb.as_str().to_string(), format!("pods/{}", r.subresource.as_deref().unwrap_or("")));
+                crate::streaming::serve(&self.kubelets, &self.registry, &r, req)
+                    .await
+                    .map(|resp| (label.clone(), resp))
+                    .map_err(|e| (label, e))
             }
             Target::Resource(r) => {
                 let label = Label(r.verb.as_str().to_string(), r.resource.clone());

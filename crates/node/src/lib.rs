@@ -2,8 +2,10 @@
 //! and makes each pod bound to the node a real thing: a network namespace with its own IP
 //! ([`net`]), containers run as host commands inside the pod's namespaces, each held by a
 //! small supervisor process ([`sandbox`]), and the pod's status, probes and lifecycle as
-//! kubelet drives them ([`agent`]).
+//! kubelet drives them ([`agent`]), and the kubelet API that `kubectl logs`, `exec`, `attach`
+//! and `port-forward` reach through the API server ([`kubelet`]).
 
 pub mod agent;
+pub mod kubelet;
 pub mod net;
 pub mod sandbox;

@@ -151,6 +151,17 @@ pub async fn run(informers: Informers, cfg: Config) -> Result<(), String> {
         state_dir: cfg.state_dir.clone(),
     });
 
+    // The kubelet API (logs, exec, attach, port-forward), once the pod network is up.
+    let kubelet = crate::kubelet::Kubelet { sandbox: shared.sandbox.clone(), pods: shared.pods.clone() };
+    let kubelet_addr = std::net::SocketAddr::new(cfg.node_ip, cfg.kubelet_port);
+    let kubelet_dir = cfg.state_dir.join("kubelet");
+    let kubelet_client = client.clone();
+    tokio::spawn(async move {
+        let ca = crate::kubelet::fetch_client_ca(&kubelet_client).await;
+        if let Err(e) = crate::kubelet::serve(kubelet_addr, &kubelet_dir, &ca, kubelet).await {
+            tracing::error!(error = %e, "the kubelet API is not served");
+        }
+    });
     tokio::spawn(follow_peers(nodes.clone(), shared.clone()));
     shared.services.ready().await;
     follow_pods(shared).await;
