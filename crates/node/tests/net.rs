@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lab::{Lab, Netns, Node};
-use node::net::{Attachment, CniConfig, CniNetwork, NetConfig, Network, PodNetwork, PodRef};
+use node::net::{Attachment, CniConfig, CniNetwork, NetConfig, NetError, Network, PodNetwork, PodRef};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -423,6 +423,8 @@ fn cni_bridge_and_host_local_plugins_network_pods() {
         let a = net.attach(&pod("a")).await.unwrap();
         let b = net.attach(&pod("b")).await.unwrap();
         let again = net.attach(&pod("a")).await.unwrap();
+        let Network::Cni(cni) = &net else { unreachable!() };
+        cni.check(&pod("a")).await.expect("CNI CHECK of a healthy pod passes");
         (a, b, again, net.attachments())
     });
     assert_eq!(again, a, "attach is idempotent");
@@ -439,6 +441,16 @@ fn cni_bridge_and_host_local_plugins_network_pods() {
     assert_eq!(ip_of(&from_pod(&lab, &pods, &a, addr).unwrap()), a.ip);
     assert_eq!(ip_of(&from_lab_ns(&lab, &node, addr)), ip_of("198.19.5.1"));
     t.join().unwrap();
+
+    // CHECK finds a pod whose interface was taken away.
+    let pod_ns = a.netns.file_name().unwrap().to_str().unwrap().to_owned();
+    let del = std::process::Command::new("ip").args(["-n", &pod_ns, "link", "del", "eth0"]).status().unwrap();
+    assert!(del.success());
+    let broken = on_node(&lab, &node, || async {
+        let cni = CniNetwork::new(cfg.clone()).await.unwrap();
+        cni.check(&pod("a")).await
+    });
+    assert!(matches!(broken, Err(NetError::Cni(ref m)) if m.contains("CHECK")), "{broken:?}");
 
     let listed = on_node(&lab, &node, || async {
         let net = Network::Cni(CniNetwork::new(cfg).await.unwrap());

@@ -81,7 +81,18 @@ impl CniNetwork {
         if netns::is_mounted(&path)
             && let Some(result) = self.cached(&pod.uid)
         {
-            return attachment(&pod.uid, &path, &result);
+            // A pod the agent finds again (a restart): CHECK that the plugins still see what
+            // they set up; if not, set it up anew, as a runtime recreates a broken sandbox.
+            match self.check_locked(pod, &path, &result).await {
+                Ok(()) => return attachment(&pod.uid, &path, &result),
+                Err(e) => {
+                    tracing::warn!(uid = %pod.uid, error = %e, "CNI CHECK failed; setting the pod's network up again");
+                    for plugin in self.plugins.iter().rev() {
+                        let conf = self.plugin_conf(plugin, Some(&result));
+                        let _ = self.exec("DEL", pod, &path, conf).await;
+                    }
+                }
+            }
         }
         let path = netns::ensure(Path::new(NETNS_DIR), &self.netns_name(&pod.uid))?;
         // containerd brings loopback up itself rather than through the loopback plugin.
@@ -103,6 +114,29 @@ impl CniNetwork {
         write_durably(&file, &bytes)?;
         tracing::info!(pod = %format!("{}/{}", pod.namespace, pod.name), uid = %pod.uid, ip = %att.ip, network = %self.name, "pod attached via CNI");
         Ok(att)
+    }
+
+    /// CNI CHECK of an attached pod through every plugin with its cached result; an error says
+    /// which plugin found what missing. Skipped (Ok) for networks older than CNI 0.4.0, which
+    /// have no CHECK.
+    pub async fn check(&self, pod: &PodRef) -> Result<(), NetError> {
+        check_uid(&pod.uid)?;
+        let _busy = self.busy.lock().await;
+        let path = Path::new(NETNS_DIR).join(self.netns_name(&pod.uid));
+        let result = self.cached(&pod.uid).ok_or_else(|| NetError::Cni(format!("pod {} is not attached", pod.uid)))?;
+        self.check_locked(pod, &path, &result).await
+    }
+
+    async fn check_locked(&self, pod: &PodRef, path: &Path, result: &Value) -> Result<(), NetError> {
+        let major_minor: Vec<u32> = self.version.split('.').take(2).filter_map(|p| p.parse().ok()).collect();
+        if major_minor.as_slice() < [0, 4].as_slice() {
+            return Ok(());
+        }
+        for plugin in &self.plugins {
+            let conf = self.plugin_conf(plugin, Some(result));
+            self.exec("CHECK", pod, path, conf).await?;
+        }
+        Ok(())
     }
 
     /// Idempotent: DEL through the plugins in reverse order, then the namespace and cache go.
