@@ -142,6 +142,12 @@ spec:
     assert!(log.contains(&format!("MYAPP_SVC_SERVICE_HOST={svc_ip}")), "{log}");
     assert!(log.contains(&format!("MYAPP_SVC_PORT=tcp://{svc_ip}:80")), "{log}");
     assert!(log.contains("KUBERNETES_SERVICE_HOST=10.96.0.1"), "{log}");
+    // The same, the way a user looks: kubectl exec through the kubelet API.
+    assert_eq!(c.kubectl_ok(&["exec", "probe-me", "--", "hostname"]), "probe-me\n");
+    let resolv = c.kubectl_ok(&["exec", "probe-me", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.96.0.10") && resolv.contains("options ndots:5"), "{resolv}");
+    let env = c.kubectl_ok(&["exec", "probe-me", "--", "env"]);
+    assert!(env.contains(&format!("MYAPP_SVC_SERVICE_HOST={svc_ip}")), "{env}");
     assert_eq!(std::fs::read("/etc/resolv.conf").unwrap(), host_resolv, "the host's resolv.conf changed");
     assert_eq!(std::fs::read("/etc/hosts").unwrap(), host_hosts, "the host's hosts file changed");
 
