@@ -238,47 +238,16 @@ async fn proxy(
 
 /// The query's (name, value) pairs, decoded, repeated names kept (exec's `command`).
 fn url_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    let Some(q) = query else { return vec![] };
-    q.split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(v) => {
-                    out.push(v);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
 }
 
 fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, &QUERY_VALUE).to_string()
 }
+
+/// What stays literal in a forwarded query value: RFC 3986's unreserved characters.
+const QUERY_VALUE: percent_encoding::AsciiSet =
+    percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 #[cfg(test)]
 mod tests {
@@ -302,6 +271,11 @@ mod tests {
         let q = url_pairs(Some("command=sh&command=-c&command=echo+a%20b&stdin=true"));
         assert_eq!(q[2], ("command".to_owned(), "echo a b".to_owned()));
         assert_eq!(encode("echo a&b"), "echo%20a%26b");
+        // Malformed escapes (a multi-byte character after `%`) decode leniently, never panic.
+        assert_eq!(
+            url_pairs(Some("command=%\u{e9}x&stdin=%zz")),
+            [("command".into(), "%\u{e9}x".into()), ("stdin".into(), "%zz".into())]
+        );
         let node = json!({"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.1"}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}});
         assert_eq!(kubelet_address(&node), Some(("192.0.2.1".to_owned(), 10250)));
