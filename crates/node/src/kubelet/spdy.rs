@@ -27,6 +27,10 @@ pub enum Frame {
     Data { stream: u32, flags: u8, data: Vec<u8> },
 }
 
+/// Most bytes a header block may inflate to: kubectl's are a few hundred; a block that
+/// inflates further is refused rather than allowed to grow memory (a compression bomb).
+const MAX_HEADER_BLOCK: usize = 64 * 1024;
+
 /// Takes one whole frame off the front of `buf`, if there is one.
 pub fn parse(buf: &mut Vec<u8>) -> Result<Option<Frame>, String> {
     if buf.len() < 8 {
@@ -134,6 +138,9 @@ impl Headers {
         let mut out: Vec<u8> = Vec::with_capacity(block.len() * 4 + 64);
         let mut input = block;
         loop {
+            if out.len() > MAX_HEADER_BLOCK {
+                return Err(format!("SPDY header block inflates past {MAX_HEADER_BLOCK} bytes"));
+            }
             if out.capacity() - out.len() < 256 {
                 out.reserve(out.capacity().max(1024));
             }
@@ -157,6 +164,9 @@ impl Headers {
         }
         // A sync-flushed block may leave output pending in the inflater.
         loop {
+            if out.len() > MAX_HEADER_BLOCK {
+                return Err(format!("SPDY header block inflates past {MAX_HEADER_BLOCK} bytes"));
+            }
             if out.capacity() - out.len() < 256 {
                 out.reserve(1024);
             }
@@ -260,5 +270,16 @@ mod tests {
         assert_eq!(parse(&mut buf).unwrap(), Some(Frame::Data { stream: 5, flags: FLAG_FIN, data: b"hi".to_vec() }));
         assert_eq!(parse(&mut buf).unwrap(), None);
         assert_eq!(buf.len(), 6);
+    }
+
+    #[test]
+    fn a_header_block_that_inflates_too_far_is_refused() {
+        let mut client = Headers::default();
+        let big = "x".repeat(200 * 1024);
+        let block = client.encode(&[("streamtype", &big)]).unwrap();
+        assert!(block.len() < 10 * 1024, "compresses well: {}", block.len());
+        let mut server = Headers::default();
+        let err = server.decode(&block).unwrap_err();
+        assert!(err.contains("inflates past"), "{err}");
     }
 }
