@@ -127,25 +127,18 @@ fn port(p: &IntOrString, c: &Container) -> Result<u16, String> {
     }
 }
 
-/// Runs `f` on a short-lived thread inside the network namespace at `netns`: setns(2) changes
-/// only the calling thread, so it never runs on a runtime worker.
-pub fn in_netns<T: Send + 'static>(netns: &Path, f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
-    let file = std::fs::File::open(netns)?;
-    std::thread::spawn(move || {
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
-        Ok(f())
-    })
-    .join()
-    .map_err(|_| std::io::Error::other("probe thread panicked"))?
+/// Runs `f` on a short-lived thread inside the network namespace at `netns` (setns(2) changes
+/// only the calling thread, so never a runtime worker's).
+fn in_netns<T: Send>(netns: &Path, f: impl FnOnce() -> std::io::Result<T> + Send) -> std::io::Result<T> {
+    crate::net::netns::run_in(&std::fs::File::open(netns)?, f)
 }
 
 fn tcp(target: &Target, host: Option<&str>, port: u16, timeout: Duration) -> Outcome {
     let ip = host.and_then(|h| h.parse().ok()).unwrap_or(target.pod_ip);
     let addr = SocketAddr::new(ip, port);
     match in_netns(&target.netns, move || TcpStream::connect_timeout(&addr, timeout)) {
-        Ok(Ok(_)) => Outcome::Success,
-        Ok(Err(e)) => Outcome::Failure(format!("dial tcp {addr}: {e}")),
-        Err(e) => Outcome::Failure(format!("entering the pod's network namespace: {e}")),
+        Ok(_) => Outcome::Success,
+        Err(e) => Outcome::Failure(format!("dial tcp {addr}: {e}")),
     }
 }
 
@@ -236,14 +229,11 @@ fn http(target: &Target, get: &k8s_openapi::api::core::v1::HTTPGetAction, port: 
     });
     let scheme = if https { "https" } else { "http" };
     let head = match result {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => {
-            return Outcome::Failure(format!(
-                "Get \"{scheme}://{host_header}{}\": {e}",
-                get.path.as_deref().unwrap_or("/")
-            ));
+        Ok(h) => h,
+        Err(e) => {
+            let path = get.path.as_deref().unwrap_or("/");
+            return Outcome::Failure(format!("Get \"{scheme}://{host_header}{path}\": {e}"));
         }
-        Err(e) => return Outcome::Failure(format!("entering the pod's network namespace: {e}")),
     };
     let code = head.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
     match code {
@@ -262,19 +252,18 @@ async fn grpc(target: &Target, port: u16, service: &str, timeout: Duration) -> O
         in_netns(&netns, move || {
             let s = TcpStream::connect_timeout(&addr, timeout)?;
             s.set_nonblocking(true)?;
-            Ok::<_, std::io::Error>(s)
+            Ok(s)
         })
     })
     .await;
     let stream = match connected {
-        Ok(Ok(Ok(s))) => s,
-        Ok(Ok(Err(e))) => {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             return Outcome::Failure(format!(
                 "failed to connect service \"{addr}\" within {}s: {e}",
                 timeout.as_secs()
             ));
         }
-        Ok(Err(e)) => return Outcome::Failure(format!("entering the pod's network namespace: {e}")),
         Err(e) => return Outcome::Failure(format!("probe task failed: {e}")),
     };
     let check = async {

@@ -222,12 +222,9 @@ async fn session(mut input: mpsc::Receiver<Vec<u8>>, out: mpsc::Sender<Vec<u8>>,
 /// A TCP connection to `127.0.0.1:port` made from inside the pod's network namespace (on a
 /// short-lived thread: setns changes only the calling thread).
 fn connect_in(netns: Arc<File>, port: u16) -> std::io::Result<TcpStream> {
-    std::thread::spawn(move || {
-        nix::sched::setns(&*netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+    crate::net::netns::run_in(&netns, || {
         TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_secs(5))
     })
-    .join()
-    .map_err(|_| std::io::Error::other("port-forward thread panicked"))?
 }
 
 async fn forward(

@@ -9,8 +9,6 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -232,15 +230,9 @@ impl CniNetwork {
         let ns = self.host_ns.clone();
         let stdin = serde_json::to_vec(&conf).unwrap_or_default();
         let what = format!("CNI {command} of plugin {ty} for pod {}", pod.uid);
+        // Plugins run in the host namespace whatever thread forks them.
+        netns::enter_before_exec(&mut cmd, ns);
         let out = tokio::task::spawn_blocking(move || {
-            let fd = ns.as_raw_fd();
-            // SAFETY: only setns(2), async-signal-safe, between fork and exec; `ns` outlives
-            // the spawn. Plugins must run in the host namespace whatever thread forks them.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setns(fd, libc::CLONE_NEWNET) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-                });
-            }
             let mut child = cmd.spawn()?;
             if let Some(mut i) = child.stdin.take() {
                 i.write_all(&stdin)?;

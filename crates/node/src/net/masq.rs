@@ -6,8 +6,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 
 use api::net::{Cidr, IpFamily};
@@ -53,18 +52,11 @@ pub fn ruleset(pod_cidr: &Cidr, cluster_cidr: Option<&Cidr>, bridge: &str, enabl
 pub fn apply(ns: &File, script: &str) -> Result<(), NetError> {
     let ns: OwnedFd =
         ns.try_clone().map_err(|e| NetError::Nft(format!("cannot duplicate the namespace handle: {e}")))?.into();
-    let fd = ns.as_raw_fd();
     let mut cmd = Command::new("nft");
     cmd.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-    // SAFETY: the hook only calls setns(2), which is async-signal-safe; `ns` outlives spawn.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(fd, libc::CLONE_NEWNET) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-        });
-    }
+    super::netns::enter_before_exec(&mut cmd, ns);
     let mut child =
         cmd.spawn().map_err(|e| NetError::Nft(format!("cannot run `nft` (Debian package nftables): {e}")))?;
-    drop(ns);
     let written = child.stdin.take().map(|mut stdin| stdin.write_all(script.as_bytes()));
     let out = child.wait_with_output().map_err(|e| NetError::Nft(format!("waiting for `nft -f -`: {e}")))?;
     if !out.status.success() {

@@ -15,7 +15,7 @@ mod cni;
 mod ipam;
 mod link;
 mod masq;
-mod netns;
+pub(crate) mod netns;
 
 use std::fs::File;
 use std::io;

@@ -117,6 +117,19 @@ pub fn run_in<T: Send>(ns: &File, f: impl FnOnce() -> io::Result<T> + Send) -> i
     })
 }
 
+/// Makes `cmd`'s child enter `ns` before it execs: the child would otherwise inherit the
+/// namespace of whichever thread forks it. `ns` lives in the hook, so as long as `cmd`.
+pub fn enter_before_exec(cmd: &mut std::process::Command, ns: impl AsFd + Send + Sync + 'static) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook only calls setns(2), which is async-signal-safe, on an fd it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = ns.as_fd().as_raw_fd();
+            if libc::setns(fd, libc::CLONE_NEWNET) == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        });
+    }
+}
+
 /// Runs `f` on a thread of its own, so a namespace change dies with that thread.
 fn on_thread<T: Send>(f: impl FnOnce() -> T + Send) -> nix::Result<T> {
     std::thread::scope(|s| s.spawn(f).join()).map_err(|_| Errno::EIO)
