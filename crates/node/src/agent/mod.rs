@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::net::Cidr;
+use component::index::{self, BY_NAMESPACE, BY_NODE};
 use component::informer::{Event, Informers, Key};
 use component::pod::LeanPod;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -162,6 +163,9 @@ pub async fn run(informers: Informers, cfg: Config) -> Result<(), String> {
             tracing::error!(error = %e, "the kubelet API is not served");
         }
     });
+    // Indexes other components of the process may share (the scheduler files pods by node).
+    shared.pods.index(BY_NODE, index::pod_node);
+    shared.services.index(BY_NAMESPACE, index::namespace::<Service>);
     tokio::spawn(follow_peers(nodes.clone(), shared.clone()));
     shared.services.ready().await;
     follow_pods(shared).await;
@@ -232,11 +236,7 @@ async fn follow_pods(shared: Arc<pods::Shared>) {
             Event::Apply { new, .. } => touched.push(new),
             Event::Delete(p) => touched.push(p),
             Event::Synced => {
-                shared.pods.for_each(|p| {
-                    if mine(p) {
-                        touched.push(Arc::new(p.clone()));
-                    }
-                });
+                touched.extend(shared.pods.indexed(BY_NODE, &shared.node_name));
                 // Workers whose pod is gone from a relist.
                 for (_, (_, wake, _)) in workers.iter() {
                     wake.notify_one();

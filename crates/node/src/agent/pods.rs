@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use component::index::BY_NAMESPACE;
 use component::informer::Informer;
 use component::pod::LeanPod;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
@@ -328,7 +329,7 @@ impl Worker {
                     r.state = State::Terminated(terminated_from(&st));
                 } else {
                     r.state = State::Running { started_at: st.started_at.map(rfc3339).unwrap_or_else(now) };
-                    self_probes(r);
+                    start_probes(r);
                 }
             }
         }
@@ -530,7 +531,7 @@ impl Worker {
                 tracing::info!(pod = %self.key, container = %c.name, id = %spec.id, "container started");
                 r.state = State::Running { started_at: st.started_at.map(rfc3339).unwrap_or_else(now) };
                 r.started = Some(Instant::now());
-                self_probes(r);
+                start_probes(r);
             }
             Err(e) => match self.shared.sandbox.state(&spec.id).filter(|st| st.has_ended()) {
                 // A start error (e.g. no such command): terminated with reason StartError, as
@@ -743,14 +744,13 @@ impl Worker {
     }
 
     fn services(&self, pod: &Pod) -> Vec<Service> {
+        // The namespace's Services, and the master Service (from the namespace index).
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let mut out: Vec<Service> = vec![];
-        self.shared.services.for_each(|s| {
-            let sns = s.metadata.namespace.as_deref().unwrap_or("");
-            if sns == ns || (sns == "default" && s.metadata.name.as_deref() == Some("kubernetes")) {
-                out.push(s.clone());
-            }
-        });
+        let services = &self.shared.services;
+        let mut out: Vec<Service> = services.indexed(BY_NAMESPACE, ns).iter().map(|s| (**s).clone()).collect();
+        if ns != "default" {
+            out.extend(services.get("default", "kubernetes").map(|s| (*s).clone()));
+        }
         out
     }
 
@@ -783,7 +783,9 @@ impl Worker {
     }
 
     async fn write_status(&mut self) {
-        let Some(pod) = &self.pod else { return };
+        if self.pod.is_none() {
+            return;
+        }
         let init: Vec<status::Container> = self.runs.iter().filter(|r| r.init).map(Run::view).collect();
         let containers: Vec<status::Container> = self.runs.iter().filter(|r| !r.init).map(Run::view).collect();
         let ips: Vec<IpAddr> = self.attachment.iter().map(|a| a.ip).collect();
@@ -808,7 +810,6 @@ impl Worker {
         }
         let (ns, name) = component::informer::split_key(&self.key);
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), ns);
-        let _ = pod;
         match api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await {
             Ok(_) => self.written = Some(status),
             Err(e) => tracing::warn!(pod = %self.key, error = %e, "writing pod status failed; retrying"),
@@ -821,7 +822,7 @@ fn succeeded(r: &Run) -> bool {
 }
 
 /// Sets up a freshly started container's probe schedules.
-fn self_probes(r: &mut Run) {
+fn start_probes(r: &mut Run) {
     let at = Instant::now();
     r.startup = r.spec.startup_probe.clone().map(|p| Schedule::new(p, Kind::Startup, at));
     r.readiness = r.spec.readiness_probe.clone().map(|p| Schedule::new(p, Kind::Readiness, at));
