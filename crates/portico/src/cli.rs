@@ -204,7 +204,7 @@ impl AgentArgs {
     ) -> anyhow::Result<node::agent::Config> {
         let node_name = match &self.node_name {
             Some(n) => n.clone(),
-            None => nix_hostname()?,
+            None => hostname()?,
         };
         let node_ip = match self.node_ip {
             Some(ip) => ip,
@@ -230,7 +230,7 @@ impl AgentArgs {
 }
 
 /// This machine's hostname, lowercased as a Node name must be.
-fn nix_hostname() -> anyhow::Result<String> {
+fn hostname() -> anyhow::Result<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
     Ok(name.trim().to_lowercase())
 }
@@ -255,6 +255,7 @@ fn first_interface_ip() -> Option<std::net::IpAddr> {
     None
 }
 
+/// `--data-dir`, or `<user data dir>/portico`.
 fn default_data_dir(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match given {
         Some(d) => Ok(d.clone()),
@@ -266,13 +267,7 @@ fn default_data_dir(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 impl ServerArgs {
     fn config(&self) -> anyhow::Result<apiserver::Config> {
-        let data_dir = match &self.data_dir {
-            Some(d) => d.clone(),
-            None => dirs::data_dir()
-                .ok_or_else(|| anyhow::anyhow!("no user data directory; pass --data-dir"))?
-                .join("portico"),
-        };
-        let mut config = apiserver::Config::new(data_dir);
+        let mut config = apiserver::Config::new(default_data_dir(&self.data_dir)?);
         config.bind = self.bind;
         config.advertise = self.advertise_address;
         config.extra_sans = self.tls_san.clone();
