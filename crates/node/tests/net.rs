@@ -16,9 +16,8 @@ use node::net::{Attachment, CniConfig, CniNetwork, NetConfig, NetError, Network,
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Pod namespaces are made by the code under test, not by the lab, so the lab's guard does
-/// not know them: this guard deletes every namespace under the test's prefix (which starts
-/// with the lab's, so a killed test's leftovers are still reaped by the next lab).
+/// The pod namespaces the code under test makes, under `<lab prefix>-p-`: the lab's guard
+/// deletes every namespace with its prefix, these included.
 struct PodNamespaces(String);
 
 impl PodNamespaces {
@@ -35,14 +34,6 @@ impl PodNamespaces {
             .collect();
         names.sort();
         names
-    }
-}
-
-impl Drop for PodNamespaces {
-    fn drop(&mut self) {
-        for name in self.list() {
-            let _ = std::process::Command::new("ip").args(["netns", "del", &name]).status();
-        }
     }
 }
 

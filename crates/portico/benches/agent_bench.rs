@@ -24,7 +24,7 @@
 mod common;
 
 use common::bench::{env_usize, percentile, rss_kib};
-use common::cluster::{Cluster, s};
+use common::cluster::{Cluster, is_ready, s};
 use common::eventually;
 
 use futures::{StreamExt, TryStreamExt};
@@ -307,12 +307,7 @@ fn main() {
     let Some(c) = Cluster::start("bench", &[]) else { return };
     let node_ready = eventually(Duration::from_secs(60), || {
         let n = c.json(&["get", "node", "n1"]);
-        let ready = n["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|x| x["type"] == "Ready" && x["status"] == "True");
-        ready && !s(&n["spec"]["podCIDR"]).is_empty()
+        is_ready(&n) && !s(&n["spec"]["podCIDR"]).is_empty()
     });
     assert!(node_ready, "node n1 never Ready:\n{}", c.log());
     let pid = c.pid().unwrap();

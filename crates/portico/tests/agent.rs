@@ -7,26 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, is_ready, netns_exists, s};
+use common::cluster::{Cluster, WEB_REPLICASET, is_ready, netns_exists, s};
 use common::eventually;
 
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: ReplicaSet
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: web
-        image: demo
-        ports: [{containerPort: 8080, name: http}]
-        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
----
+const MYAPP_SVC: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: myapp-svc}
@@ -42,19 +26,14 @@ fn pods_run_with_their_own_ips_files_env_probes_and_survive_an_agent_restart() {
     // The node registers, gets a pod CIDR from node IPAM, and turns Ready.
     let ok = eventually(Duration::from_secs(60), || {
         let n = c.json(&["get", "node", "n1"]);
-        let cidr = s(&n["spec"]["podCIDR"]);
-        let ready = n["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|x| x["type"] == "Ready" && x["status"] == "True");
-        cidr.starts_with("198.19.") && ready
+        s(&n["spec"]["podCIDR"]).starts_with("198.19.") && is_ready(&n)
     });
     assert!(ok, "node n1 never became Ready with a pod CIDR:\n{}", c.log());
     assert!(c.kubectl_ok(&["get", "lease", "-n", "kube-node-lease", "n1"]).contains("n1"));
 
     // Three pods of a ReplicaSet: distinct IPs, each answers from the node and from the others.
-    c.apply(WEB);
+    c.apply(WEB_REPLICASET);
+    c.apply(MYAPP_SVC);
     let ok = eventually(Duration::from_secs(90), || {
         let pods = c.pods("app=web");
         pods.len() == 3 && pods.iter().all(is_ready)
@@ -353,14 +332,7 @@ spec:
 fn a_second_node_joins_and_pods_reach_each_other_across_nodes() {
     let Some(mut c) = Cluster::start("agent2", &[]) else { return };
     c.join("n2");
-    let ready = |c: &Cluster, name: &str| {
-        let n = c.json(&["get", "node", name]);
-        n["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|x| x["type"] == "Ready" && x["status"] == "True")
-    };
+    let ready = |c: &Cluster, name: &str| is_ready(&c.json(&["get", "node", name]));
     assert!(
         eventually(Duration::from_secs(60), || ready(&c, "n1") && ready(&c, "n2")),
         "nodes not Ready:\n{}",

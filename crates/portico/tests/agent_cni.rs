@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::cluster::{Cluster, is_ready, netns_exists, s};
+use common::cluster::{Cluster, WEB_REPLICASET, is_ready, netns_exists, s};
 use common::eventually;
 
 /// The CNI network's name; host-local keeps its leases in `<dataDir>/<name>/<ip>`.
@@ -18,24 +18,6 @@ const NETWORK: &str = "portico-lab";
 /// Node IPAM gives the first node the first /24 of the harness's cluster CIDR (198.19.0.0/16).
 const POD_CIDR: &str = "198.19.0.0/24";
 const PLUGINS: &str = "/usr/lib/cni";
-
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: ReplicaSet
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: web
-        image: demo
-        ports: [{containerPort: 8080, name: http}]
-        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
-"#;
 
 fn conflist(data_dir: &Path) -> String {
     serde_json::json!({
@@ -78,16 +60,11 @@ fn a_replicaset_runs_on_cni_bridge_and_host_local() {
     // The conflist's subnet must be what node IPAM gave the node.
     let ok = eventually(Duration::from_secs(60), || {
         let n = c.json(&["get", "node", "n1"]);
-        let ready = n["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|x| x["type"] == "Ready" && x["status"] == "True");
-        s(&n["spec"]["podCIDR"]) == POD_CIDR && ready
+        s(&n["spec"]["podCIDR"]) == POD_CIDR && is_ready(&n)
     });
     assert!(ok, "node n1 never got pod CIDR {POD_CIDR}: {}\n{}", c.json(&["get", "node", "n1"]), c.log());
 
-    c.apply(WEB);
+    c.apply(WEB_REPLICASET);
     let ok = eventually(Duration::from_secs(90), || {
         let pods = c.pods("app=web");
         pods.len() == 3 && pods.iter().all(is_ready)

@@ -245,6 +245,26 @@ impl Drop for Cluster {
     }
 }
 
+/// Three demo pods (no command: the built-in server on 8080) with an HTTP readiness probe.
+pub const WEB_REPLICASET: &str = r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: web
+        image: demo
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+"#;
+
+/// Whether an object's (pod's or node's) Ready condition is True.
 pub fn is_ready(p: &Value) -> bool {
     p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
