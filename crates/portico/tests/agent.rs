@@ -29,7 +29,10 @@ fn pods_run_with_their_own_ips_files_env_probes_and_survive_an_agent_restart() {
         s(&n["spec"]["podCIDR"]).starts_with("198.19.") && is_ready(&n)
     });
     assert!(ok, "node n1 never became Ready with a pod CIDR:\n{}", c.log());
-    assert!(c.kubectl_ok(&["get", "lease", "-n", "kube-node-lease", "n1"]).contains("n1"));
+    let leased = eventually(Duration::from_secs(5), || {
+        c.kubectl(&["get", "lease", "-n", "kube-node-lease", "n1"]).status.success()
+    });
+    assert!(leased, "no Lease for n1:\n{}", c.log());
 
     // Three pods of a ReplicaSet: distinct IPs, each answers from the node and from the others.
     c.apply(WEB_REPLICASET);

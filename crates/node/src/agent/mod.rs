@@ -77,9 +77,13 @@ pub async fn run(informers: Informers, cfg: Config) -> Result<(), String> {
     let lease_name = cfg.node_name.clone();
     tokio::spawn(async move {
         loop {
-            if let Some(n) = lease_nodes.get("", &lease_name)
-                && let Err(e) = node::renew_lease(&lease_client, &n).await
-            {
+            // Until the Node shows in the store (it was just registered), look again soon:
+            // the Lease is the heartbeat and must not wait a whole interval.
+            let Some(n) = lease_nodes.get("", &lease_name) else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            if let Err(e) = node::renew_lease(&lease_client, &n).await {
                 tracing::warn!(node = %lease_name, error = %e, "renewing the node lease failed");
             }
             tokio::time::sleep(node::lease_interval()).await;
