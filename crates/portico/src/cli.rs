@@ -1,6 +1,7 @@
 //! Command-line interface: configuration parsing and the subcommands.
 
 use crate::dns_args::{DnsArgs, UpDnsArgs};
+use crate::proxy_args::{ProxyArgs, ProxyCommandArgs};
 use clap::{Args, Parser, Subcommand};
 use component::{Informers, Supervisor};
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ pub enum Command {
     /// Run the node agent (Portico's kubelet) for this machine against an API server: it
     /// registers the Node and runs the pods bound to it. Needs root.
     Agent(AgentCommandArgs),
+    /// Run the service proxy (Portico's kube-proxy) for this machine against a Kubernetes API:
+    /// it programs ClusterIPs, NodePorts, externalIPs and load balancer IPs. Needs root.
+    Proxy(ProxyCommandArgs),
     /// Print the version the API server reports.
     Version,
     /// Container supervisor, started by the node agent for each container (internal).
@@ -61,7 +65,10 @@ pub struct UpArgs {
     pub dns: UpDnsArgs,
     #[command(flatten)]
     pub agent: AgentArgs,
-    /// Run no node agent (no pods run; `portico up` without root runs none either).
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+    /// Run no node components: no node agent (no pods run) and no service proxy. `portico up`
+    /// without root runs neither.
     #[arg(long)]
     pub no_agent: bool,
 }
@@ -191,8 +198,13 @@ pub struct AgentCommandArgs {
     /// Where the agent's state lives when --agent-state-dir is not given.
     #[arg(long, env = "PORTICO_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The Service ClusterIP range(s), routed into the pod bridge and guarded by the proxy.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cluster_ip_range: String,
     #[command(flatten)]
     pub agent: AgentArgs,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 }
 
 impl AgentArgs {
@@ -200,6 +212,7 @@ impl AgentArgs {
         &self,
         data_dir: &std::path::Path,
         cluster_cidr: &str,
+        service_cidrs: &str,
         cluster_dns: node::agent::files::ClusterDns,
     ) -> anyhow::Result<node::agent::Config> {
         let node_name = match &self.node_name {
@@ -220,6 +233,10 @@ impl AgentArgs {
             exe: std::env::current_exe()?,
             cluster_dns,
             cluster_cidr: Some(cluster_cidr),
+            service_cidrs: service_cidrs
+                .split(',')
+                .map(|c| c.trim().parse().map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?,
             bridge: self.bridge.clone(),
             netns_prefix: self.netns_prefix.clone(),
             masquerade: self.masquerade_egress,
@@ -323,12 +340,26 @@ impl Cli {
                                 nameserver: cluster_dns_ip(&args.server)?.to_string(),
                                 domain: args.dns.cluster_domain.clone(),
                             };
-                            let mut config =
-                                args.agent.config(&data_dir, &args.server.controllers.cluster_cidr, dns)?;
+                            let server = &args.server;
+                            let mut config = args.agent.config(
+                                &data_dir,
+                                &server.controllers.cluster_cidr,
+                                &server.service_cluster_ip_range,
+                                dns,
+                            )?;
                             if args.agent.node_ip.is_none()
-                                && let Some(ip) = args.server.advertise_address
+                                && let Some(ip) = server.advertise_address
                             {
                                 config.node_ip = ip;
+                            }
+                            if !args.proxy.no_proxy {
+                                let opts = args.proxy.options(
+                                    &config.node_name,
+                                    config.node_ip,
+                                    Some(&server.controllers.cluster_cidr),
+                                    &server.service_cluster_ip_range,
+                                )?;
+                                components.spawn("service proxy", proxy::run(informers.clone(), opts));
                             }
                             components.spawn("node agent", node::agent::run(informers.clone(), config));
                         }
@@ -387,7 +418,17 @@ impl Cli {
                     nameserver: args.cluster_dns.clone(),
                     domain: args.cluster_domain.clone(),
                 };
-                let config = args.agent.config(&data_dir, &args.cluster_cidr, dns)?;
+                let config =
+                    args.agent.config(&data_dir, &args.cluster_cidr, &args.service_cluster_ip_range, dns)?;
+                let proxy = match args.proxy.no_proxy {
+                    true => None,
+                    false => Some(args.proxy.options(
+                        &config.node_name,
+                        config.node_ip,
+                        Some(&args.cluster_cidr),
+                        &args.service_cluster_ip_range,
+                    )?),
+                };
                 let client = match (&args.server, &args.token) {
                     (Some(server), Some(token)) => {
                         component::client::connect_token(server, token, args.certificate_authority.as_deref()).await?
@@ -400,11 +441,15 @@ impl Cli {
                 let mut components = Supervisor::new();
                 components.watch_informers(&informers);
                 println!("Portico node agent for node {} ({})", config.node_name, config.node_ip);
+                if let Some(opts) = proxy {
+                    components.spawn("service proxy", proxy::run(informers.clone(), opts));
+                }
                 components.spawn("node agent", node::agent::run(informers, config));
                 let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
                 Ok(result?)
             }
+            Command::Proxy(args) => run_proxy(args).await,
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
                 Ok(())
@@ -414,6 +459,61 @@ impl Cli {
             }
         }
     }
+}
+
+/// `portico proxy`: the service proxy alone.
+async fn run_proxy(args: ProxyCommandArgs) -> anyhow::Result<()> {
+    if node::agent::check_privileges().is_err() {
+        anyhow::bail!("the service proxy needs root (CAP_NET_ADMIN, to program nftables)");
+    }
+    if args.cleanup {
+        proxy::plane::cleanup().map_err(|e| anyhow::anyhow!(e))?;
+        println!("removed the service proxy's rules");
+        return Ok(());
+    }
+    // The mode is checked before anything connects (ipvs, typos).
+    let _: proxy::Mode = args.proxy.proxy_mode.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let client = match (&args.server, &args.token) {
+        (Some(server), Some(token)) => {
+            component::client::connect_token(server, token, args.certificate_authority.as_deref()).await?
+        }
+        _ => component::client::connect(args.kubeconfig.as_deref()).await?,
+    };
+    let node_name = match &args.hostname_override {
+        Some(n) => n.clone(),
+        None => hostname()?,
+    };
+    let node_ip = match args.node_ip {
+        Some(ip) => ip,
+        None => node_internal_ip(&client, &node_name).await?,
+    };
+    let opts = args.proxy.options(
+        &node_name,
+        node_ip,
+        args.cluster_cidr.as_deref(),
+        &args.service_cluster_ip_range,
+    )?;
+    let informers = Informers::new(client);
+    let mut components = Supervisor::new();
+    components.watch_informers(&informers);
+    println!("Portico service proxy ({}) for node {node_name} ({node_ip})", args.proxy.proxy_mode);
+    components.spawn("service proxy", proxy::run(informers, opts));
+    let result = components.run_until(wait_for_shutdown()).await;
+    tracing::info!("shutting down");
+    Ok(result?)
+}
+
+/// The Node's InternalIP (kube-proxy's default for its node address).
+async fn node_internal_ip(client: &kube::Client, node: &str) -> anyhow::Result<std::net::IpAddr> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let n = api.get(node).await.map_err(|e| anyhow::anyhow!("reading Node {node} for its address: {e} (pass --node-ip)"))?;
+    n.status
+        .and_then(|s| s.addresses)
+        .into_iter()
+        .flatten()
+        .find(|a| a.type_ == "InternalIP")
+        .and_then(|a| a.address.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("Node {node} has no InternalIP; pass --node-ip"))
 }
 
 /// The controllers of `portico server` and `up`, unless `--no-controllers`.

@@ -39,6 +39,8 @@ pub struct Config {
     pub exe: PathBuf,
     pub cluster_dns: files::ClusterDns,
     pub cluster_cidr: Option<Cidr>,
+    /// Service ClusterIP ranges, routed into the pod bridge for the proxy's rules.
+    pub service_cidrs: Vec<Cidr>,
     pub bridge: String,
     pub netns_prefix: String,
     pub masquerade: bool,
@@ -101,6 +103,7 @@ pub async fn run(informers: Informers, cfg: Config) -> Result<(), String> {
                 netns_prefix: cfg.netns_prefix.clone(),
                 state_dir: cfg.state_dir.join("net"),
                 masquerade: cfg.masquerade,
+                service_cidrs: cfg.service_cidrs.clone(),
             })
             .await
             .map_err(|e| format!("setting up the pod network: {e}"))?,

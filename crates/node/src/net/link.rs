@@ -189,6 +189,23 @@ pub async fn replace_peer_route(h: &Handle, cidr: Cidr, via: IpAddr) -> Result<(
     h.route().add(msg).replace().execute().await.map_err(nl_err(format!("add route {cidr} via {via}")))
 }
 
+/// Marks the routes that send the service CIDR into the pod bridge (apart from peer routes,
+/// which are replaced as a set).
+pub const SERVICE_ROUTE_PROTOCOL: u8 = 0x9d;
+
+/// `ip route replace <cidr> dev <bridge> proto 0x9d`: Service addresses are routed into the pod
+/// bridge, so the proxy's rules see traffic to them on a node without a default route, and an
+/// address no Service claims is dropped there instead of following a default route out.
+pub async fn replace_service_route(h: &Handle, cidr: Cidr, bridge: u32) -> Result<(), NetError> {
+    let msg = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(cidr.network(), cidr.prefix())
+        .map_err(|e| NetError::InvalidRoute(format!("{cidr}: {e}")))?
+        .output_interface(bridge)
+        .protocol(RouteProtocol::Other(SERVICE_ROUTE_PROTOCOL))
+        .build();
+    h.route().add(msg).replace().execute().await.map_err(nl_err(format!("add route {cidr} into the pod bridge")))
+}
+
 pub async fn delete_route(h: &Handle, msg: RouteMessage, what: &str) -> Result<(), NetError> {
     match h.route().del(msg).execute().await {
         Ok(()) => Ok(()),

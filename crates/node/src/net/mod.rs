@@ -70,6 +70,8 @@ pub struct NetConfig {
     /// IPAM records (one file per address) live in `<state_dir>/ips`.
     pub state_dir: PathBuf,
     pub masquerade: bool,
+    /// Service ClusterIP ranges routed into the bridge (see [`link::replace_service_route`]).
+    pub service_cidrs: Vec<Cidr>,
 }
 
 impl NetConfig {
@@ -82,6 +84,7 @@ impl NetConfig {
             netns_prefix: "portico-".into(),
             state_dir: state_dir.into(),
             masquerade: true,
+            service_cidrs: vec![],
         }
     }
 
@@ -158,6 +161,9 @@ impl PodNetwork {
         let script = masq::ruleset(&cfg.pod_cidr, cfg.cluster_cidr.as_ref(), &cfg.bridge, cfg.masquerade);
         let ns = host_ns.clone();
         blocking(move || masq::apply(&ns, &script)).await?;
+        for cidr in cfg.service_cidrs.iter().filter(|c| c.family() == cfg.pod_cidr.family()) {
+            link::replace_service_route(&host, *cidr, bridge_index).await?;
+        }
         tracing::info!(
             pod_cidr = %cfg.pod_cidr, bridge = %cfg.bridge, %gateway, masquerade = cfg.masquerade,
             "pod network ready"

@@ -25,8 +25,10 @@ pub struct Cluster {
     starts: u32,
     extra: Vec<String>,
     lan: lab::Switch,
-    /// `portico agent` processes of the nodes that joined.
-    agents: Vec<lab::Proc>,
+    /// `portico agent` processes of the nodes that joined, by node name.
+    agents: Vec<(String, lab::Proc)>,
+    /// How each joined node's agent was started, so it can be restarted.
+    joined: Vec<(String, lab::Node, Vec<String>)>,
 }
 
 impl Cluster {
@@ -46,6 +48,7 @@ impl Cluster {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             lan,
             agents: vec![],
+            joined: vec![],
         };
         c.spawn();
         Some(c)
@@ -58,9 +61,40 @@ impl Cluster {
     /// A second machine: a lab node on the same switch whose `portico agent` joins the cluster
     /// with the API server's URL, the admin token and the cluster CA.
     pub fn join(&mut self, name: &str) -> lab::Node {
+        self.join_with(name, &[])
+    }
+
+    /// [`Cluster::join`] with extra `portico agent` arguments.
+    pub fn join_with(&mut self, name: &str, extra: &[&str]) -> lab::Node {
         let node = self.lab.node(name, &self.lan).unwrap();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        self.joined.push((name.to_owned(), node.clone(), extra));
+        self.start_agent(name);
+        node
+    }
+
+    /// An external client on the nodes' switch (no routes beyond it).
+    pub fn client(&self, name: &str) -> lab::Client {
+        self.lab.client(name, &self.lan).unwrap()
+    }
+
+    /// Kills a joined node's agent (and the proxy in it) with SIGKILL.
+    pub fn kill_agent(&mut self, name: &str) {
+        if let Some(i) = self.agents.iter().position(|(n, _)| n == name) {
+            let (_, p) = self.agents.remove(i);
+            p.kill().unwrap();
+        }
+    }
+
+    /// (Re)starts a joined node's agent.
+    pub fn start_agent(&mut self, name: &str) {
+        let (_, node, extra) = self.joined.iter().find(|(n, _, _)| n == name).cloned().expect("a joined node");
         let token = std::fs::read_to_string(self.data_dir.path().join("pki/admin.token")).unwrap();
-        let log = std::fs::File::create(self.data_dir.path().join(format!("agent-{name}.log"))).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.path().join(format!("agent-{name}.log")))
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portico"));
         cmd.arg("agent")
             .args(["--server", &format!("https://{}:6443", self.node.ip())])
@@ -71,12 +105,17 @@ impl Cluster {
             .arg(self.data_dir.path().join(format!("agent-{name}")))
             .arg("--netns-prefix")
             .arg(format!("{}-pod-", self.lab.prefix()))
+            .args(&extra)
             .env("PORTICO_TOKEN", token.trim())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log);
-        self.agents.push(self.lab.spawn(&node, cmd).unwrap());
-        node
+        self.agents.push((name.to_owned(), self.lab.spawn(&node, cmd).unwrap()));
+    }
+
+    /// The log of a joined node's agent.
+    pub fn agent_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.data_dir.path().join(format!("agent-{name}.log"))).unwrap_or_default()
     }
 
     /// Every agent's state directory (this node's and the joined ones').
@@ -105,7 +144,9 @@ impl Cluster {
             .arg(self.data_dir.path())
             .args(["--bind", "0.0.0.0:6443", "--advertise-address", &node_ip, "--node-ip", &node_ip])
             .args(["--node-name", "n1", "--cluster-cidr", CLUSTER_CIDR])
-            .args(["--dns-listen", "127.0.0.1:53", "--dns-upstream", "127.0.0.1:9"])
+            // On all addresses of the node's namespace, so the kube-dns Service gets the node as its
+            // endpoint and pods resolve through the proxy.
+            .args(["--dns-listen", "0.0.0.0:53", "--dns-upstream", "127.0.0.1:9"])
             .args([
                 "--dns-health",
                 "127.0.0.1:8080",
@@ -205,6 +246,12 @@ impl Cluster {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs `argv` inside the pod with `uid` (its network namespace only).
+    pub fn exec_in_pod(&self, uid: &str, argv: &[&str]) -> Output {
+        let ns = format!("{}-pod-{uid}", self.lab.prefix());
+        Command::new("ip").args(["netns", "exec", &ns]).args(argv).output().unwrap()
+    }
+
     /// An HTTP GET from inside the pod whose namespace is `netns`.
     pub fn curl_from_pod(&self, uid: &str, ip: &str, port: u16) -> Option<String> {
         self.lab.check_target(ip.parse().unwrap()).unwrap();
@@ -221,7 +268,7 @@ impl Drop for Cluster {
     /// agent started (their PIDs are in its state directory) before the lab goes.
     fn drop(&mut self) {
         self.kill9();
-        for a in self.agents.drain(..) {
+        for (_, a) in self.agents.drain(..) {
             let _ = a.kill();
         }
         let states = self
