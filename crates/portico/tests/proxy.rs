@@ -232,48 +232,308 @@ fn battery(mode: &str, short: &str) {
 
     // Session affinity: 15 requests in a row land on one pod; switched off, they spread.
     c.apply(&service("web", "web", json!({"type": "NodePort", "sessionAffinity": "ClientIP",
-        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 3}}})));
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 2}}})));
     std::thread::sleep(Duration::from_millis(500));
     let sticky = l.answers_from_node("n2", &url, 15);
     assert_eq!(sticky.len(), 1, "{mode}: affinity held for 15 requests: {sticky:?}");
-    std::thread::sleep(Duration::from_secs(4));
-    let after_timeout = eventually_set(|| l.answers_from_node("n2", &url, 1), 2);
-    assert!(after_timeout.len() >= 2, "{mode}: a new pod is chosen once the affinity timed out: {after_timeout:?}");
+    // Each time the affinity has timed out, the next request is a fresh choice (1 in 6 that it
+    // is the same pod; five rounds all alike would be a broken timeout).
+    let mut fresh = sticky.clone();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(2600));
+        fresh.extend(l.answers_from_node("n2", &url, 1));
+    }
+    assert!(fresh.len() >= 2, "{mode}: a new pod is chosen once the affinity timed out: {fresh:?}");
     c.apply(&service("web", "web", json!({"type": "NodePort"})));
     std::thread::sleep(Duration::from_millis(500));
     assert!(l.answers_from_node("n2", &url, 15).len() >= 2, "{mode}: affinity switched off");
 
+    udp_survives_endpoint_replacement(&l, mode);
+    rolling_update_fails_no_request(&l, mode, &url);
     if mode == "userspace" {
         return;
     }
+    external_ips_and_type_changes(&l, mode);
+    terminating_endpoints_serve_when_none_is_ready(&l, mode);
+    established_connections_survive_a_proxy_restart(&mut l, mode, &vip);
+    metrics_and_health(&l, mode);
+    local_policies_load_balancer_and_failover(&mut l, mode);
+}
 
-    // LoadBalancer: an address from the pool, reachable from the client on the same L2 segment
-    // with no route for it, announced by one node; again after that node's agent stops.
-    c.apply(&service("web", "web", json!({"type": "LoadBalancer"})));
-    let lb = wait_lb_ip(c, "web");
-    let lb_url = format!("http://{lb}/");
+/// A UDP Service with one endpoint: after the pod is replaced, the same client (same source
+/// port, so the same conntrack entry) reaches the new pod within seconds.
+fn udp_survives_endpoint_replacement(l: &Lab3, mode: &str) {
+    let c = &l.c;
+    c.apply(&deployment("udp", 1, Some("n2")));
+    c.apply(
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "udp"},
+            "spec": {"selector": {"app": "udp"}, "ports": [{"name": "dns", "port": 53, "targetPort": "dns", "protocol": "UDP"}]}})
+        .to_string(),
+    );
+    let first = s(&l.wait_ready("udp", 1)[0]["metadata"]["name"]);
+    let vip = l.cluster_ip("udp");
+    let ask = |timeout: &str| -> Option<String> {
+        let script = format!(
+            "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('',40053))\ns.settimeout({timeout})\ns.sendto(b'x',('{vip}',53))\nprint(s.recvfrom(100)[0].decode())"
+        );
+        let out = c.lab.exec(&l.node_ns("n1"), &["python3", "-c", &script]).unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let mut got = None;
+    assert!(eventually(Duration::from_secs(15), || {
+        got = ask("1");
+        got.is_some()
+    }), "{mode}: the UDP Service answers");
+    assert_eq!(got.as_deref(), Some(first.as_str()));
+    c.kubectl_ok(&["delete", "pod", &first, "--grace-period=0", "--force"]);
+    let second = s(&l.wait_ready("udp", 1)[0]["metadata"]["name"]);
+    assert_ne!(first, second);
+    let t = Instant::now();
+    let ok = eventually(Duration::from_secs(10), || ask("0.5").as_deref() == Some(second.as_str()));
+    assert!(ok, "{mode}: the same UDP client reaches the new pod {second} (stale conntrack entries deleted)");
+    eprintln!("{mode}: UDP client moved to the new pod {:?} after it was Ready", t.elapsed());
+}
+
+/// A rolling update of the Deployment under continuous requests fails none of them.
+fn rolling_update_fails_no_request(l: &Lab3, mode: &str, url: &str) {
+    let c = &l.c;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (ok, failed) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            let (mut ok, mut failed) = (0, vec![]);
+            let ns = l.node_ns("n1");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match l.curl_from(&ns, url, "3") {
+                    Ok(_) => ok += 1,
+                    Err(code) => failed.push(code),
+                }
+            }
+            (ok, failed)
+        });
+        c.kubectl_ok(&["set", "env", "deployment/web", "ROLL=1"]);
+        let done = eventually(Duration::from_secs(180), || {
+            let d = c.json(&["get", "deployment", "web"]);
+            let st = &d["status"];
+            st["updatedReplicas"] == 6 && st["availableReplicas"] == 6 && st["replicas"] == 6
+                && d["metadata"]["generation"] == st["observedGeneration"]
+        });
+        assert!(done, "{mode}: the rollout finished:\n{}", c.kubectl_ok(&["get", "pods", "-o", "wide"]));
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        load.join().unwrap()
+    });
+    eprintln!("{mode}: rolling update under load: {ok} requests succeeded, {} failed", failed.len());
+    assert!(ok > 20, "{mode}: requests kept flowing ({ok})");
+    assert!(failed.is_empty(), "{mode}: {} of {} requests failed during the rollout: {failed:?}", failed.len(), ok + failed.len());
+    l.wait_ready("web", 6);
+}
+
+/// externalIPs answer from outside (the client routes them to a node, as the user must), and
+/// a Service moves through ClusterIP -> NodePort -> LoadBalancer -> ExternalName.
+fn external_ips_and_type_changes(l: &Lab3, mode: &str) {
+    let c = &l.c;
+    c.apply(&service("types", "web", json!({"externalIPs": ["198.51.100.50"]})));
+    c.lab.register("198.51.100.50/32").unwrap();
+    c.lab.route(&l.client, "198.51.100.50/32", l.ip("n2").parse().unwrap()).unwrap();
+    let ext = "http://198.51.100.50/";
+    assert!(eventually(Duration::from_secs(10), || l.curl_from(&l.client, ext, "2").is_ok()), "{mode}: externalIP");
+    let vip = l.cluster_ip("types");
+    let cluster = format!("http://{vip}/");
+    let n1 = l.node_ns("n1");
+    assert!(l.curl_from(&n1, &cluster, "2").is_ok());
+
+    c.apply(&service("types", "web", json!({"type": "NodePort"})));
+    let np = format!("http://{}:{}/", l.ip("n3"), node_port(c, "types"));
+    assert!(eventually(Duration::from_secs(10), || l.curl_from(&l.client, &np, "2").is_ok()), "{mode}: -> NodePort");
+    assert!(eventually(Duration::from_secs(10), || l.curl_from(&l.client, ext, "2").is_err()), "{mode}: externalIP removed");
+
+    c.apply(&service("types", "web", json!({"type": "LoadBalancer"})));
+    let lb = wait_lb_ip(c, "types");
     c.lab.register(&format!("{lb}/32")).unwrap();
+    let lb_url = format!("http://{lb}/");
+    assert!(
+        eventually(Duration::from_secs(15), || l.curl_from(&l.client, &lb_url, "2").is_ok()),
+        "{mode}: -> LoadBalancer {lb}"
+    );
+    assert!(l.curl_from(&l.client, &np, "2").is_ok(), "{mode}: a LoadBalancer keeps its NodePort");
+
+    // The API clears the ClusterIP and NodePorts when the type becomes ExternalName.
+    c.apply(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "types"},
+        "spec": {"type": "ExternalName", "externalName": "example.com"}}).to_string());
+    assert!(
+        eventually(Duration::from_secs(10), || l.curl_from(&l.client, &np, "2").is_err()
+            && l.curl_from(&n1, &cluster, "2").is_err()),
+        "{mode}: -> ExternalName: its old addresses no longer lead anywhere"
+    );
+}
+
+/// A Service whose only pod is terminating (still serving during its preStop) keeps
+/// answering from it: serving-terminating endpoints are used when none is ready.
+fn terminating_endpoints_serve_when_none_is_ready(l: &Lab3, mode: &str) {
+    let c = &l.c;
+    let mut pod = pod_template("solo", Some("n3"));
+    pod["apiVersion"] = json!("v1");
+    pod["kind"] = json!("Pod");
+    pod["metadata"]["name"] = json!("solo");
+    pod["spec"]["terminationGracePeriodSeconds"] = json!(30);
+    pod["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] = json!(["sleep", "12"]);
+    c.apply(&pod.to_string());
+    c.apply(&service("solo", "solo", json!({})));
+    l.wait_ready("solo", 1);
+    let url = format!("http://{}/", l.cluster_ip("solo"));
+    let n1 = l.node_ns("n1");
+    assert!(eventually(Duration::from_secs(10), || l.curl_from(&n1, &url, "2").is_ok()));
+    c.kubectl_ok(&["delete", "pod", "solo", "--wait=false"]);
+    // The slice marks it terminating (ready false, serving true); the proxy keeps it.
+    let terminating = eventually(Duration::from_secs(10), || {
+        let slices = c.json(&["get", "endpointslices", "-l", "kubernetes.io/service-name=solo"]);
+        slices["items"][0]["endpoints"][0]["conditions"]["terminating"] == true
+    });
+    assert!(terminating, "{mode}: the endpoint is marked terminating");
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        let answer = l.curl_from(&n1, &url, "2");
+        assert!(answer.as_ref().is_ok_and(|a| a.starts_with("solo ")), "{mode}: a terminating, serving endpoint still serves: {answer:?}");
+    }
+}
+
+/// A connection through a ClusterIP, established before the node's proxy is killed and
+/// restarted (a full sync rewrites its table), goes on working: NAT state lives in conntrack.
+fn established_connections_survive_a_proxy_restart(l: &mut Lab3, mode: &str, vip: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    l.c.apply(&service("web", "web", json!({"ports": [{"name": "http", "port": 80, "targetPort": "http"},
+        {"name": "echo", "port": 9000, "targetPort": 9000}]})));
+    let to: std::net::SocketAddr = format!("{vip}:9000").parse().unwrap();
+    let n2 = l.node_ns("n2");
+    let mut conn = None;
+    assert!(eventually(Duration::from_secs(10), || {
+        conn = l.c.lab.connect_tcp(&n2, to).ok();
+        conn.is_some()
+    }));
+    let conn = conn.unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut writer = conn;
+    let mut line = String::new();
+    writer.write_all(b"one\n").unwrap();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.ends_with(" one\n"), "{line:?}");
+    let pod = line.split(' ').next().unwrap().to_owned();
+
+    l.c.kill_agent("n2");
+    std::thread::sleep(Duration::from_millis(500));
+    l.c.start_agent("n2");
+    // The restarted proxy has synced once it serves /healthz again.
+    let healthy = eventually(Duration::from_secs(30), || {
+        l.curl_from(&n2, "http://127.0.0.1:10256/healthz", "1").is_ok_and(|b| b.contains("OK"))
+    });
+    assert!(healthy, "{mode}: the restarted proxy is healthy:\n{}", l.c.agent_log("n2"));
+    line.clear();
+    writer.write_all(b"two\n").unwrap();
+    reader.read_line(&mut line).expect("the connection survived the proxy's restart");
+    assert_eq!(line, format!("{pod} two\n"), "{mode}: same pod, same connection");
+}
+
+/// kube-proxy's operational surface: /healthz, /livez and /metrics under its names.
+fn metrics_and_health(l: &Lab3, mode: &str) {
+    let n1 = l.node_ns("n1");
+    assert!(l.curl_from(&n1, "http://127.0.0.1:10256/healthz", "2").is_ok_and(|b| b.contains("OK")));
+    assert!(l.curl_from(&n1, "http://127.0.0.1:10256/livez", "2").is_ok());
+    let metrics = l.curl_from(&n1, "http://127.0.0.1:10249/metrics", "2").expect("metrics");
+    for name in [
+        "kubeproxy_sync_proxy_rules_duration_seconds_bucket",
+        "kubeproxy_sync_partial_proxy_rules_duration_seconds_count",
+        "kubeproxy_network_programming_duration_seconds_count",
+        "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+        "kubeproxy_sync_proxy_rules_endpoint_changes_total",
+        "kubeproxy_sync_proxy_rules_service_changes_total",
+    ] {
+        assert!(metrics.contains(name), "{mode}: {name} in\n{metrics}");
+    }
+    let programmed = metrics
+        .lines()
+        .find(|l| l.starts_with("kubeproxy_network_programming_duration_seconds_count"))
+        .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(programmed > 0.0, "{mode}: network programming latency was measured");
+}
+
+/// externalTrafficPolicy Local (client IP kept, local endpoints only, the health check node
+/// port says which nodes have them), internalTrafficPolicy Local, and a LoadBalancer IP
+/// announced by a node with endpoints, taken over by the other when that node stops.
+fn local_policies_load_balancer_and_failover(l: &mut Lab3, mode: &str) {
+    let c = &l.c;
+    c.apply(&deployment("edge-a", 1, Some("n2")).replace("\"app\":\"edge-a\"", "\"app\":\"edge\",\"leg\":\"a\""));
+    c.apply(&deployment("edge-b", 1, Some("n3")).replace("\"app\":\"edge-b\"", "\"app\":\"edge\",\"leg\":\"b\""));
+    let pods = l.wait_ready("edge", 2);
+    let on = |node: &str| {
+        s(&pods.iter().find(|p| s(&p["spec"]["nodeName"]) == node).unwrap()["metadata"]["name"])
+    };
+    c.apply(&service("edge", "edge", json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local"})));
+    let lb = wait_lb_ip(c, "edge");
+    c.lab.register(&format!("{lb}/32")).unwrap();
+    let svc = c.json(&["get", "svc", "edge"]);
+    let np = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    let hc = svc["spec"]["healthCheckNodePort"].as_u64().expect("a healthCheckNodePort");
+
+    // NodePort on n2: only n2's pod, and it sees the client's own address.
+    let url = format!("http://{}:{np}/", l.ip("n2"));
+    let mut answer = Err(0);
+    assert!(eventually(Duration::from_secs(10), || {
+        answer = l.curl_from(&l.client, &url, "2");
+        answer.is_ok()
+    }), "{mode}: ETP Local NodePort on a node with an endpoint");
+    for _ in 0..5 {
+        let a = l.curl_from(&l.client, &url, "2").unwrap();
+        assert_eq!(a, format!("{} {}\n", on("n2"), l.client.ip()), "{mode}: local endpoint, client address kept");
+    }
+    // n1 has no endpoint: its NodePort drops, its health check says 503, n2's says 200.
+    let n1_url = format!("http://{}:{np}/", l.ip("n1"));
+    assert_eq!(l.curl_from(&l.client, &n1_url, "2"), Err(TIMED_OUT), "{mode}: no local endpoint, dropped");
+    let hc_of = |node: &str| {
+        let out = c.lab.exec(&l.client, &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
+            &format!("http://{}:{hc}/healthz", l.ip(node))]).unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(eventually(Duration::from_secs(5), || hc_of("n2") == "200"), "{mode}: health check on n2");
+    assert_eq!(hc_of("n1"), "503", "{mode}: health check on n1");
+    let body = l.curl_from(&l.client, &format!("http://{}:{hc}/", l.ip("n3")), "2").unwrap();
+    assert!(body.contains("\"localEndpoints\":1"), "{body}");
+
+    // internalTrafficPolicy Local: from n2 only n2's pod; from n1 (none local) nothing.
+    c.apply(&service("itp", "edge", json!({"internalTrafficPolicy": "Local"})));
+    let itp = format!("http://{}/", l.cluster_ip("itp"));
+    assert!(eventually(Duration::from_secs(10), || l.curl_from(&l.node_ns("n2"), &itp, "2").is_ok()));
+    assert_eq!(l.answers_from_node("n2", &itp, 5), BTreeSet::from([on("n2")]), "{mode}: ITP Local");
+    assert_eq!(l.curl_from(&l.node_ns("n1"), &itp, "2"), Err(TIMED_OUT), "{mode}: ITP Local without local endpoints");
+
+    // The load balancer IP from the client on the same segment, no route configured: one of
+    // n2 and n3 (the nodes with endpoints) answers ARP for it.
+    let lb_url = format!("http://{lb}/");
     assert!(
         eventually(Duration::from_secs(15), || l.curl_from(&l.client, &lb_url, "2").is_ok()),
         "{mode}: LoadBalancer IP {lb} from the client\n{}",
         c.log()
     );
-    let announcer = wait_announcer(c, "web");
-    assert!(
-        c.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=web"]).contains("nodeAssigned"),
-        "{mode}: an Event names the announcing node"
-    );
-    if announcer != "n1" {
-        l.c.kill_agent(&announcer);
-        let c = &l.c;
-        assert!(
-            eventually(Duration::from_secs(20), || {
-                wait_announcer_now(c, "web").is_some_and(|n| n != announcer)
-                    && l.curl_from(&l.client, &lb_url, "2").is_ok()
-            }),
-            "{mode}: another node takes {lb} over from {announcer}"
-        );
-    }
+    let announcer = wait_announcer(c, "edge");
+    assert!(announcer == "n2" || announcer == "n3", "{mode}: announced by {announcer}");
+    let a = l.curl_from(&l.client, &lb_url, "2").unwrap();
+    assert_eq!(a, format!("{} {}\n", on(&announcer), l.client.ip()), "{mode}: served by the announcing node");
+    let events = c.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=edge"]);
+    assert!(events.contains("nodeAssigned"), "{mode}: an Event names the announcing node:\n{events}");
+
+    // The announcing node's agent stops: the other node takes the address over within seconds.
+    let other = if announcer == "n2" { "n3" } else { "n2" };
+    let t = Instant::now();
+    l.c.kill_agent(&announcer);
+    let c = &l.c;
+    let moved = eventually(Duration::from_secs(20), || {
+        l.curl_from(&l.client, &lb_url, "1").is_ok_and(|a| a.starts_with(&on(other)))
+    });
+    assert!(moved, "{mode}: {other} takes {lb} over from {announcer}");
+    eprintln!("{mode}: {lb} moved from {announcer} to {other} in {:?}", t.elapsed());
+    assert!(eventually(Duration::from_secs(10), || wait_announcer_now(c, "edge").as_deref() == Some(other)));
 }
 
 fn eventually_set(mut f: impl FnMut() -> BTreeSet<String>, want: usize) -> BTreeSet<String> {

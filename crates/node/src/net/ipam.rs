@@ -11,7 +11,11 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use api::net::{Cidr, IpFamily, from_u128};
+use api::net::{Cidr, IpFamily, from_u128, to_u128};
+
+/// The file (beside the address records) holding the last address handed out, named as
+/// host-local names it.
+const LAST_RESERVED: &str = "last_reserved_ip.0";
 
 use super::NetError;
 
@@ -39,11 +43,11 @@ impl Ipam {
         from_u128(self.cidr.family(), self.cidr.first() + 1)
     }
 
-    /// The address recorded for `uid`, or the lowest free one, recorded for `uid`.
+    /// The address recorded for `uid`, or the next free one after the last handed out (as
+    /// host-local's round robin), recorded for `uid`.
     ///
-    /// Lowest-free (rather than host-local's round robin) keeps addresses dense and makes
-    /// reuse after release predictable; the agent removes a pod's endpoints before detaching,
-    /// so an address coming back quickly is not a hazard here.
+    /// Not reusing a just-released address matters: neighbours still hold the old pod's MAC
+    /// for it for seconds, and a new pod there would be unreachable until they notice.
     pub fn allocate(&self, uid: &str) -> Result<IpAddr, NetError> {
         let records = self.records()?;
         if let Some((ip, _)) = records.iter().find(|(_, owner)| owner.as_str() == uid) {
@@ -51,15 +55,17 @@ impl Ipam {
         }
         let used: HashSet<IpAddr> = records.keys().copied().collect();
         let (first, last) = self.host_range();
-        let mut n = first;
-        while n <= last {
+        let start = self.last_reserved().filter(|n| (first..last).contains(n)).map(|n| n + 1).unwrap_or(first);
+        let candidates = (start..=last).chain(first..start);
+        for n in candidates {
             let ip = from_u128(self.cidr.family(), n);
-            n += 1;
             if used.contains(&ip) {
                 continue;
             }
             match self.create_record(ip, uid) {
                 Ok(()) => {
+                    // Best effort: losing it only makes the next scan start lower.
+                    let _ = fs::write(self.dir.join(LAST_RESERVED), ip.to_string());
                     tracing::debug!(%ip, uid, "allocated pod address");
                     return Ok(ip);
                 }
@@ -69,6 +75,12 @@ impl Ipam {
             }
         }
         Err(NetError::Exhausted { cidr: self.cidr, in_use: used.len() })
+    }
+
+    /// The host number of the last address handed out, if recorded.
+    fn last_reserved(&self) -> Option<u128> {
+        let ip: IpAddr = fs::read_to_string(self.dir.join(LAST_RESERVED)).ok()?.trim().parse().ok()?;
+        self.cidr.contains(ip).then(|| to_u128(ip))
     }
 
     /// Drops every record owned by `uid`; returns the released addresses (empty if none).
@@ -193,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn same_uid_same_address_and_reuse_after_release() {
+    fn same_uid_same_address_and_round_robin_after_release() {
         let tmp = tempfile::tempdir().unwrap();
         let a = ipam("198.18.0.0/24", tmp.path());
         let x = a.allocate("x").unwrap();
@@ -203,8 +215,16 @@ mod tests {
         assert_eq!(a.release("x").unwrap(), vec![x]);
         assert!(a.release("x").unwrap().is_empty(), "release is idempotent");
         assert!(!tmp.path().join(x.to_string()).exists());
-        assert_eq!(a.allocate("z").unwrap(), x, "the released address is handed out again");
-        assert_eq!(fs::read_to_string(tmp.path().join(x.to_string())).unwrap(), "z\n");
+        let z = a.allocate("z").unwrap();
+        assert!(z != x && z != y, "a just-released address is not handed out again at once");
+        assert_eq!(fs::read_to_string(tmp.path().join(z.to_string())).unwrap(), "z\n");
+
+        // Round robin wraps around: in a full range the released address is the one left.
+        let tmp = tempfile::tempdir().unwrap();
+        let small = ipam("198.18.0.0/29", tmp.path());
+        let all: Vec<IpAddr> = (0..5).map(|i| small.allocate(&format!("p{i}")).unwrap()).collect();
+        small.release("p0").unwrap();
+        assert_eq!(small.allocate("q").unwrap(), all[0]);
     }
 
     #[test]
