@@ -185,7 +185,16 @@ fn battery(mode: &str, short: &str) {
     }
     // From a pod, by name through the cluster DNS (the kube-dns Service goes through the proxy).
     let pod = s(&pods[0]["metadata"]["name"]);
-    let out = l.kubectl_exec(&pod, &["curl", "-s", "--max-time", "5", "http://web/"]);
+    let mut out = l.kubectl_exec(&pod, &["curl", "-s", "--max-time", "5", "http://web/"]);
+    for _ in 0..2 {
+        if out.status.success() {
+            break;
+        }
+        // Seen once in iptables mode: the first lookup's datagram lost (the resolver's retry
+        // comes after curl's 5 s); say so, then try again.
+        eprintln!("{mode}: curl http://web/ in {pod} failed ({}); retrying", String::from_utf8_lossy(&out.stderr).trim());
+        out = l.kubectl_exec(&pod, &["curl", "-s", "--max-time", "10", "http://web/"]);
+    }
     assert!(out.status.success(), "{mode}: curl http://web/ in a pod: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("web-"), "{}", String::from_utf8_lossy(&out.stdout));
     let out = l.kubectl_exec(&pod, &["curl", "-s", "--max-time", "5", "http://web.default.svc.cluster.local/"]);
@@ -577,6 +586,11 @@ fn wait_announcer(c: &Cluster, svc: &str) -> String {
 #[test]
 fn nftables_mode_carries_every_service_feature() {
     battery("nftables", "nf");
+}
+
+#[test]
+fn iptables_mode_carries_every_service_feature() {
+    battery("iptables", "ip");
 }
 
 #[test]
