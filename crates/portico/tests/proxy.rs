@@ -608,3 +608,76 @@ fn ipvs_mode_is_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("IP_VS"), "{err}");
 }
+
+/// `portico proxy` alone, against a `portico server` it shares no process with (as it would
+/// run against any cluster's API), then `--cleanup` takes every rule away.
+#[test]
+fn a_standalone_proxy_follows_a_separate_api_server_and_cleans_up() {
+    let Some(lab) = lab::Lab::new_or_skip("pxsa") else { return };
+    let lan = lab.switch("lan", "198.51.100.0/24").unwrap();
+    let n1 = lab.node("n1", &lan).unwrap();
+    let p1 = lab.pod("p1", &n1).unwrap();
+    lab.register("10.96.0.0/12").unwrap();
+    lab.exec_ok(&n1, &["ip", "route", "add", "10.96.0.0/12", "dev", "cbr0"]).unwrap();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", WHOAMI]);
+    lab.spawn(&p1, cmd).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let log = |name: &str| std::fs::File::create(data.path().join(name)).unwrap();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_portico"));
+    server
+        .args(["server", "--bind", "0.0.0.0:6443", "--advertise-address", &n1.ip().to_string()])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stderr(log("server.log"));
+    lab.spawn(&n1, server).unwrap();
+    let kubeconfig = data.path().join("kubeconfig");
+    let kubectl = |args: &[&str]| {
+        let mut argv = vec!["kubectl", "--kubeconfig", kubeconfig.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        lab.exec(&n1, &argv).unwrap()
+    };
+    assert!(eventually(Duration::from_secs(60), || kubeconfig.exists() && kubectl(&["get", "--raw", "/readyz"]).status.success()));
+
+    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_portico"));
+    proxy
+        .args(["proxy", "--kubeconfig", kubeconfig.to_str().unwrap(), "--hostname-override", "n1"])
+        .args(["--node-ip", &n1.ip().to_string(), "--cluster-cidr", "198.18.0.0/15"])
+        .args(["--healthz-bind-address", "127.0.0.1:10256"])
+        .env("RUST_LOG", "info")
+        .stderr(log("proxy.log"));
+    let running = lab.spawn(&n1, proxy).unwrap();
+
+    let manifest = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": "default"},
+         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "ext-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "ext"}},
+         "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+         "endpoints": [{"addresses": [p1.ip().to_string()], "nodeName": "n1"}]}
+    ]});
+    let path = data.path().join("ext.json");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let out = kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svc: Value = serde_json::from_slice(&kubectl(&["get", "svc", "ext", "-o", "json"]).stdout).unwrap();
+    let url = format!("http://{}/", s(&svc["spec"]["clusterIP"]));
+    let curl = || lab.exec(&n1, &["curl", "-s", "--max-time", "2", &url]).unwrap();
+    let ok = eventually(Duration::from_secs(20), || curl().status.success());
+    assert!(ok, "the ClusterIP answers:\n{}", std::fs::read_to_string(data.path().join("proxy.log")).unwrap_or_default());
+    // The lab pod shares the machine's hostname; its answer names the caller: the node's bridge.
+    let body = String::from_utf8_lossy(&curl().stdout).into_owned();
+    assert!(body.ends_with(&format!(" {}\n", n1.gateway())), "{body}");
+    let tables = lab.exec_ok(&n1, &["nft", "list", "tables"]).unwrap();
+    assert!(tables.contains("table ip portico"), "{tables}");
+
+    running.kill().unwrap();
+    let out = lab.exec(&n1, &[env!("CARGO_BIN_EXE_portico"), "proxy", "--cleanup"]).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tables = lab.exec_ok(&n1, &["nft", "list", "tables"]).unwrap();
+    assert!(!tables.contains("portico"), "cleanup removed the tables: {tables}");
+    let saved = lab.exec_ok(&n1, &["iptables-save"]).unwrap();
+    assert!(!saved.contains("KUBE-"), "{saved}");
+    assert!(!curl().status.success(), "no rule leads to the pod any more");
+}
