@@ -311,12 +311,17 @@ fn addr(ip: &IpAddr) -> String {
 
 /// What `state` contributes to the table of `c.family`. `userspace_port` gives the userspace
 /// proxy's listening port for a Service port (in [`Mode::Userspace`]).
+///
+/// `previous` is the Service's last contribution: endpoints that stay keep their slot, so
+/// changing one endpoint changes one element rather than shifting every slot after it.
 pub fn contribution(
     state: &ServiceState,
     c: &Config,
     userspace_port: &dyn Fn(&Port) -> Option<u16>,
+    previous: Option<&Contribution>,
 ) -> Contribution {
     let mut out = Contribution::default();
+    let slots_before = previous.map(previous_slots).unwrap_or_default();
     let svc = &state.service;
     let in_family = |ip: &&IpAddr| IpFamily::of(**ip) == c.family;
     let cluster_ips: Vec<&IpAddr> = svc.cluster_ips.iter().filter(in_family).collect();
@@ -354,9 +359,8 @@ pub fn contribution(
             }
             match c.mode {
                 Mode::Kernel => {
-                    for (slot, e) in eps.iter().enumerate() {
-                        let map = Map::ServiceEndpoints(slot as u16);
-                        out.put(map, key.clone(), Some(format!("{} . {}", addr(&e.ip), e.port)));
+                    for (slot, value) in assign_slots(slots_before.get(&(false, key.clone())), eps).into_iter().enumerate() {
+                        out.put(Map::ServiceEndpoints(slot as u16), key.clone(), Some(value));
                     }
                     out.verdict(Map::ServiceIps, key.clone(), Chain::Pick { kind, count: eps.len(), affinity });
                     if let Some(t) = svc.affinity_timeout {
@@ -387,9 +391,9 @@ pub fn contribution(
             } else {
                 match c.mode {
                     Mode::Kernel => {
-                        for (slot, e) in external.iter().enumerate() {
-                            let map = Map::NodePortEndpoints(slot as u16);
-                            out.put(map, key.clone(), Some(format!("{} . {}", addr(&e.ip), e.port)));
+                        let before = slots_before.get(&(true, key.clone()));
+                        for (slot, value) in assign_slots(before, &external).into_iter().enumerate() {
+                            out.put(Map::NodePortEndpoints(slot as u16), key.clone(), Some(value));
                         }
                         let kind = if local { Kind::NodePortLocal } else { Kind::NodePort };
                         out.verdict(Map::ServiceNodePorts, key, Chain::Pick { kind, count: external.len(), affinity });
@@ -420,6 +424,38 @@ pub fn contribution(
     out.elements.sort();
     out.elements.dedup();
     out
+}
+
+/// Endpoint values by slot, per (NodePort?, key), from a contribution.
+fn previous_slots(c: &Contribution) -> std::collections::HashMap<(bool, String), Vec<(u16, String)>> {
+    let mut out: std::collections::HashMap<(bool, String), Vec<(u16, String)>> = Default::default();
+    for e in &c.elements {
+        let (nodeport, slot) = match e.map {
+            Map::ServiceEndpoints(n) => (false, n),
+            Map::NodePortEndpoints(n) => (true, n),
+            _ => continue,
+        };
+        if let Some(v) = &e.value {
+            out.entry((nodeport, e.key.clone())).or_default().push((slot, v.clone()));
+        }
+    }
+    out
+}
+
+/// The endpoints' values in slot order: those that were already in a slot that still exists
+/// keep it; the rest fill the free slots in sorted order.
+fn assign_slots(before: Option<&Vec<(u16, String)>>, eps: &[Endpoint]) -> Vec<String> {
+    let values: Vec<String> = eps.iter().map(|e| format!("{} . {}", addr(&e.ip), e.port)).collect();
+    let mut slots: Vec<Option<String>> = vec![None; values.len()];
+    let mut placed = std::collections::HashSet::new();
+    for (slot, v) in before.into_iter().flatten() {
+        let slot = *slot as usize;
+        if slot < slots.len() && slots[slot].is_none() && values.contains(v) && placed.insert(v.clone()) {
+            slots[slot] = Some(v.clone());
+        }
+    }
+    let mut rest = values.into_iter().filter(|v| !placed.contains(v));
+    slots.into_iter().map(|s| s.unwrap_or_else(|| rest.next().unwrap_or_default())).collect()
 }
 
 fn userspace_map(port: &Port, node_port: bool) -> Option<Map> {

@@ -45,7 +45,7 @@ impl Table {
         self.elements.clear();
         self.chains.clear();
         for (key, state) in snapshot {
-            let c = render::contribution(state, &self.config, &|p| port_of(key, p));
+            let c = render::contribution(state, &self.config, &|p| port_of(key, p), None);
             self.hold(&c);
             self.chains.extend(c.chains.iter().cloned());
             self.by_service.insert(key.clone(), c);
@@ -72,8 +72,10 @@ impl Table {
         let mut before: HashMap<(Map, String), Option<Option<String>>> = HashMap::new();
         let mut new_chains: BTreeSet<Chain> = BTreeSet::new();
         for key in changed {
-            let new = snapshot.get(key).map(|state| render::contribution(state, &self.config, &|p| port_of(key, p)));
             let old = self.by_service.remove(key);
+            let new = snapshot
+                .get(key)
+                .map(|state| render::contribution(state, &self.config, &|p| port_of(key, p), old.as_ref()));
             if old == new {
                 if let Some(c) = old {
                     self.by_service.insert(key.clone(), c);

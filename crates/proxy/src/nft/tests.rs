@@ -56,7 +56,7 @@ fn values(c: &render::Contribution, map: Map) -> Vec<String> {
 #[test]
 fn a_cluster_ip_is_one_verdict_and_one_slot_per_endpoint() {
     let s = web("10.96.0.20", vec![ep("198.19.1.5", "n1"), ep("198.19.2.5", "n2")]);
-    let c = render::contribution(&s, &config(), &|_| None);
+    let c = render::contribution(&s, &config(), &|_| None, None);
     assert_eq!(values(&c, Map::ServiceIps), ["10.96.0.20 . tcp . 80 : goto cluster-2"]);
     assert_eq!(values(&c, Map::ServiceEndpoints(0)), ["10.96.0.20 . tcp . 80 : 198.19.1.5 . 8080"]);
     assert_eq!(values(&c, Map::ServiceEndpoints(1)), ["10.96.0.20 . tcp . 80 : 198.19.2.5 . 8080"]);
@@ -74,7 +74,7 @@ fn a_cluster_ip_is_one_verdict_and_one_slot_per_endpoint() {
 
 #[test]
 fn a_service_without_endpoints_is_rejected_and_has_no_dispatch() {
-    let c = render::contribution(&web("10.96.0.20", vec![]), &config(), &|_| None);
+    let c = render::contribution(&web("10.96.0.20", vec![]), &config(), &|_| None, None);
     assert_eq!(values(&c, Map::NoEndpointServices), ["10.96.0.20 . tcp . 80 : goto reject-chain"]);
     assert!(values(&c, Map::ServiceIps).is_empty());
 }
@@ -83,7 +83,7 @@ fn a_service_without_endpoints_is_rejected_and_has_no_dispatch() {
 fn internal_local_without_local_endpoints_drops() {
     let mut s = web("10.96.0.20", vec![ep("198.19.2.5", "n2")]);
     s.service.internal_local = true;
-    let c = render::contribution(&s, &config(), &|_| None);
+    let c = render::contribution(&s, &config(), &|_| None, None);
     assert_eq!(values(&c, Map::NoEndpointServices), ["10.96.0.20 . tcp . 80 : drop"]);
 }
 
@@ -96,7 +96,7 @@ fn node_ports_external_ips_affinity_and_source_ranges() {
     s.service.source_ranges = vec!["198.51.100.0/28".parse().unwrap()];
     s.service.affinity_timeout = Some(60);
     s.service.external_local = true;
-    let c = render::contribution(&s, &config(), &|_| None);
+    let c = render::contribution(&s, &config(), &|_| None, None);
     assert_eq!(values(&c, Map::ServiceNodePorts), ["tcp . 30080 : goto nodeport-local-1-affinity"]);
     assert_eq!(values(&c, Map::NodePortEndpoints(0)), ["tcp . 30080 : 198.19.1.5 . 8080"]);
     assert!(values(&c, Map::ServiceIps).contains(&"198.51.100.200 . tcp . 80 : goto external-local-1-affinity".into()));
@@ -180,8 +180,26 @@ fn userspace_mode_redirects_to_the_proxy_port() {
     let mut c = config();
     c.mode = Mode::Userspace;
     let s = web("10.96.0.20", vec![ep("198.19.1.5", "n1")]);
-    let out = render::contribution(&s, &c, &|_| Some(40001));
+    let out = render::contribution(&s, &c, &|_| Some(40001), None);
     assert_eq!(values(&out, Map::ServiceIps), ["10.96.0.20 . tcp . 80 : goto userspace-redirect"]);
     assert_eq!(values(&out, Map::UserspaceTcp), ["10.96.0.20 . 80 : 40001"]);
     assert!(values(&out, Map::ServiceEndpoints(0)).is_empty());
+}
+
+#[test]
+fn a_changed_endpoint_keeps_the_other_endpoints_in_their_slots() {
+    let mut t = Table::new(config());
+    let eps = |third: &str| vec![ep("198.19.1.5", "n2"), ep("198.19.2.5", "n2"), ep(third, "n2"), ep("198.19.4.5", "n2")];
+    t.full(&snapshot(vec![web("10.96.0.20", eps("198.19.3.5"))]), &none);
+    let key = ServiceKey::new("default", "web");
+    // The replacement sorts first, yet only its own slot changes.
+    let text = t.partial(&snapshot(vec![web("10.96.0.20", eps("198.19.0.9"))]), [&key], &none);
+    let changed: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        changed,
+        [
+            "delete element ip portico service-endpoints-2 { 10.96.0.20 . tcp . 80 }",
+            "add element ip portico service-endpoints-2 { 10.96.0.20 . tcp . 80 : 198.19.0.9 . 8080 }"
+        ]
+    );
 }
