@@ -45,13 +45,15 @@ fn slice(name: &str, svc: &str, endpoints: serde_json::Value) -> EndpointSlice {
 }
 
 fn fake_endpoints(i: usize, flipped: Option<usize>) -> serde_json::Value {
-    json!((0..10)
-        .map(|e| {
-            let n = i * 10 + e;
-            json!({"addresses": [format!("10.244.{}.{}", 100 + n / 250, 2 + n % 250)], "nodeName": "n1",
+    json!(
+        (0..10)
+            .map(|e| {
+                let n = i * 10 + e;
+                json!({"addresses": [format!("10.244.{}.{}", 100 + n / 250, 2 + n % 250)], "nodeName": "n1",
                    "conditions": {"ready": Some(e) != flipped}})
-        })
-        .collect::<Vec<_>>())
+            })
+            .collect::<Vec<_>>()
+    )
 }
 
 /// The histogram's p-quantile, interpolated within its bucket (as Prometheus'
@@ -164,9 +166,8 @@ fn main() {
                         let i = k % services;
                         let flipped = (k / services) % 10;
                         let s = slice(&format!("svc-{i}-a"), &format!("svc-{i}"), fake_endpoints(i, Some(flipped)));
-                        let _ = churn_slices
-                            .patch(&format!("svc-{i}-a"), &PatchParams::default(), &Patch::Merge(&s))
-                            .await;
+                        let _ =
+                            churn_slices.patch(&format!("svc-{i}-a"), &PatchParams::default(), &Patch::Merge(&s)).await;
                         k += 1;
                         tokio::time::sleep(Duration::from_millis(churn_ms)).await;
                     }

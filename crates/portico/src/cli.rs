@@ -418,8 +418,7 @@ impl Cli {
                     nameserver: args.cluster_dns.clone(),
                     domain: args.cluster_domain.clone(),
                 };
-                let config =
-                    args.agent.config(&data_dir, &args.cluster_cidr, &args.service_cluster_ip_range, dns)?;
+                let config = args.agent.config(&data_dir, &args.cluster_cidr, &args.service_cluster_ip_range, dns)?;
                 let proxy = match args.proxy.no_proxy {
                     true => None,
                     false => Some(args.proxy.options(
@@ -487,12 +486,7 @@ async fn run_proxy(args: ProxyCommandArgs) -> anyhow::Result<()> {
         Some(ip) => ip,
         None => node_internal_ip(&client, &node_name).await?,
     };
-    let opts = args.proxy.options(
-        &node_name,
-        node_ip,
-        args.cluster_cidr.as_deref(),
-        &args.service_cluster_ip_range,
-    )?;
+    let opts = args.proxy.options(&node_name, node_ip, args.cluster_cidr.as_deref(), &args.service_cluster_ip_range)?;
     let informers = Informers::new(client);
     let mut components = Supervisor::new();
     components.watch_informers(&informers);
@@ -506,7 +500,10 @@ async fn run_proxy(args: ProxyCommandArgs) -> anyhow::Result<()> {
 /// The Node's InternalIP (kube-proxy's default for its node address).
 async fn node_internal_ip(client: &kube::Client, node: &str) -> anyhow::Result<std::net::IpAddr> {
     let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
-    let n = api.get(node).await.map_err(|e| anyhow::anyhow!("reading Node {node} for its address: {e} (pass --node-ip)"))?;
+    let n = api
+        .get(node)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading Node {node} for its address: {e} (pass --node-ip)"))?;
     n.status
         .and_then(|s| s.addresses)
         .into_iter()

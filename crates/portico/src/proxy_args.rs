@@ -102,9 +102,8 @@ impl ProxyArgs {
         service_cidrs: &str,
     ) -> anyhow::Result<proxy::Options> {
         let mode: proxy::Mode = self.proxy_mode.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-        let cluster_cidr = cluster_cidr
-            .map(|c| c.parse().map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}")))
-            .transpose()?;
+        let cluster_cidr =
+            cluster_cidr.map(|c| c.parse().map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))).transpose()?;
         let service_cidrs = service_cidrs
             .split(',')
             .map(|c| c.trim().parse().map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}")))

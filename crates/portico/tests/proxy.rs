@@ -117,7 +117,11 @@ impl Lab3 {
             pods.iter().filter(|p| is_ready(p) && p["metadata"]["deletionTimestamp"].is_null()).count() == n
         });
         assert!(ok, "{app}: {n} ready pods:\n{}\n{}", self.c.kubectl_ok(&["get", "pods", "-o", "wide"]), self.c.log());
-        self.c.pods(&format!("app={app}")).into_iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).collect()
+        self.c
+            .pods(&format!("app={app}"))
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect()
     }
 
     /// curl from a lab namespace (a node's or the client's); `Err(curl exit code)` on failure.
@@ -139,7 +143,8 @@ impl Lab3 {
         let ns = self.node_ns(node);
         (0..n)
             .map(|_| {
-                let body = self.curl_from(&ns, url, "3").unwrap_or_else(|code| panic!("{url} from {node}: curl {code}"));
+                let body =
+                    self.curl_from(&ns, url, "3").unwrap_or_else(|code| panic!("{url} from {node}: curl {code}"));
                 body.split(' ').next().unwrap().to_owned()
             })
             .collect()
@@ -192,7 +197,10 @@ fn battery(mode: &str, short: &str) {
         }
         // Seen once in iptables mode: the first lookup's datagram lost (the resolver's retry
         // comes after curl's 5 s); say so, then try again.
-        eprintln!("{mode}: curl http://web/ in {pod} failed ({}); retrying", String::from_utf8_lossy(&out.stderr).trim());
+        eprintln!(
+            "{mode}: curl http://web/ in {pod} failed ({}); retrying",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
         out = l.kubectl_exec(&pod, &["curl", "-s", "--max-time", "10", "http://web/"]);
     }
     assert!(out.status.success(), "{mode}: curl http://web/ in a pod: {}", String::from_utf8_lossy(&out.stderr));
@@ -209,8 +217,12 @@ fn battery(mode: &str, short: &str) {
     assert!(hit_self, "{mode}: {me} never reached itself through its Service");
 
     // Multi-port: a second port appears, then goes.
-    c.apply(&service("web", "web", json!({"ports": [{"name": "http", "port": 80, "targetPort": "http"},
-        {"name": "alt", "port": 8081, "targetPort": 8080}]})));
+    c.apply(&service(
+        "web",
+        "web",
+        json!({"ports": [{"name": "http", "port": 80, "targetPort": "http"},
+        {"name": "alt", "port": 8081, "targetPort": 8080}]}),
+    ));
     let alt = format!("http://{vip}:8081/");
     let n1 = l.node_ns("n1");
     assert!(eventually(Duration::from_secs(10), || l.curl_from(&n1, &alt, "2").is_ok()), "{mode}: port added");
@@ -240,8 +252,12 @@ fn battery(mode: &str, short: &str) {
     }
 
     // Session affinity: 15 requests in a row land on one pod; switched off, they spread.
-    c.apply(&service("web", "web", json!({"type": "NodePort", "sessionAffinity": "ClientIP",
-        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 2}}})));
+    c.apply(&service(
+        "web",
+        "web",
+        json!({"type": "NodePort", "sessionAffinity": "ClientIP",
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 2}}}),
+    ));
     std::thread::sleep(Duration::from_millis(500));
     let sticky = l.answers_from_node("n2", &url, 15);
     assert_eq!(sticky.len(), 1, "{mode}: affinity held for 15 requests: {sticky:?}");
@@ -290,10 +306,13 @@ fn udp_survives_endpoint_replacement(l: &Lab3, mode: &str) {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
     let mut got = None;
-    assert!(eventually(Duration::from_secs(15), || {
-        got = ask("1");
-        got.is_some()
-    }), "{mode}: the UDP Service answers");
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            got = ask("1");
+            got.is_some()
+        }),
+        "{mode}: the UDP Service answers"
+    );
     assert_eq!(got.as_deref(), Some(first.as_str()));
     c.kubectl_ok(&["delete", "pod", &first, "--grace-period=0", "--force"]);
     let second = s(&l.wait_ready("udp", 1)[0]["metadata"]["name"]);
@@ -324,7 +343,9 @@ fn rolling_update_fails_no_request(l: &Lab3, mode: &str, url: &str) {
         let done = eventually(Duration::from_secs(180), || {
             let d = c.json(&["get", "deployment", "web"]);
             let st = &d["status"];
-            st["updatedReplicas"] == 6 && st["availableReplicas"] == 6 && st["replicas"] == 6
+            st["updatedReplicas"] == 6
+                && st["availableReplicas"] == 6
+                && st["replicas"] == 6
                 && d["metadata"]["generation"] == st["observedGeneration"]
         });
         assert!(done, "{mode}: the rollout finished:\n{}", c.kubectl_ok(&["get", "pods", "-o", "wide"]));
@@ -334,7 +355,12 @@ fn rolling_update_fails_no_request(l: &Lab3, mode: &str, url: &str) {
     });
     eprintln!("{mode}: rolling update under load: {ok} requests succeeded, {} failed", failed.len());
     assert!(ok > 20, "{mode}: requests kept flowing ({ok})");
-    assert!(failed.is_empty(), "{mode}: {} of {} requests failed during the rollout: {failed:?}", failed.len(), ok + failed.len());
+    assert!(
+        failed.is_empty(),
+        "{mode}: {} of {} requests failed during the rollout: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
     l.wait_ready("web", 6);
 }
 
@@ -355,7 +381,10 @@ fn external_ips_and_type_changes(l: &Lab3, mode: &str) {
     c.apply(&service("types", "web", json!({"type": "NodePort"})));
     let np = format!("http://{}:{}/", l.ip("n3"), node_port(c, "types"));
     assert!(eventually(Duration::from_secs(10), || l.curl_from(&l.client, &np, "2").is_ok()), "{mode}: -> NodePort");
-    assert!(eventually(Duration::from_secs(10), || l.curl_from(&l.client, ext, "2").is_err()), "{mode}: externalIP removed");
+    assert!(
+        eventually(Duration::from_secs(10), || l.curl_from(&l.client, ext, "2").is_err()),
+        "{mode}: externalIP removed"
+    );
 
     c.apply(&service("types", "web", json!({"type": "LoadBalancer"})));
     let lb = wait_lb_ip(c, "types");
@@ -368,8 +397,11 @@ fn external_ips_and_type_changes(l: &Lab3, mode: &str) {
     assert!(l.curl_from(&l.client, &np, "2").is_ok(), "{mode}: a LoadBalancer keeps its NodePort");
 
     // The API clears the ClusterIP and NodePorts when the type becomes ExternalName.
-    c.apply(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "types"},
-        "spec": {"type": "ExternalName", "externalName": "example.com"}}).to_string());
+    c.apply(
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "types"},
+        "spec": {"type": "ExternalName", "externalName": "example.com"}})
+        .to_string(),
+    );
     assert!(
         eventually(Duration::from_secs(10), || l.curl_from(&l.client, &np, "2").is_err()
             && l.curl_from(&n1, &cluster, "2").is_err()),
@@ -403,7 +435,10 @@ fn terminating_endpoints_serve_when_none_is_ready(l: &Lab3, mode: &str) {
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..5 {
         let answer = l.curl_from(&n1, &url, "2");
-        assert!(answer.as_ref().is_ok_and(|a| a.starts_with("solo ")), "{mode}: a terminating, serving endpoint still serves: {answer:?}");
+        assert!(
+            answer.as_ref().is_ok_and(|a| a.starts_with("solo ")),
+            "{mode}: a terminating, serving endpoint still serves: {answer:?}"
+        );
     }
 }
 
@@ -411,8 +446,12 @@ fn terminating_endpoints_serve_when_none_is_ready(l: &Lab3, mode: &str) {
 /// restarted (a full sync rewrites its table), goes on working: NAT state lives in conntrack.
 fn established_connections_survive_a_proxy_restart(l: &mut Lab3, mode: &str, vip: &str) {
     use std::io::{BufRead, BufReader, Write};
-    l.c.apply(&service("web", "web", json!({"ports": [{"name": "http", "port": 80, "targetPort": "http"},
-        {"name": "echo", "port": 9000, "targetPort": 9000}]})));
+    l.c.apply(&service(
+        "web",
+        "web",
+        json!({"ports": [{"name": "http", "port": 80, "targetPort": "http"},
+        {"name": "echo", "port": 9000, "targetPort": 9000}]}),
+    ));
     let to: std::net::SocketAddr = format!("{vip}:9000").parse().unwrap();
     let n2 = l.node_ns("n2");
     let mut conn = None;
@@ -476,9 +515,7 @@ fn local_policies_load_balancer_and_failover(l: &mut Lab3, mode: &str) {
     c.apply(&deployment("edge-a", 1, Some("n2")).replace("\"app\":\"edge-a\"", "\"app\":\"edge\",\"leg\":\"a\""));
     c.apply(&deployment("edge-b", 1, Some("n3")).replace("\"app\":\"edge-b\"", "\"app\":\"edge\",\"leg\":\"b\""));
     let pods = l.wait_ready("edge", 2);
-    let on = |node: &str| {
-        s(&pods.iter().find(|p| s(&p["spec"]["nodeName"]) == node).unwrap()["metadata"]["name"])
-    };
+    let on = |node: &str| s(&pods.iter().find(|p| s(&p["spec"]["nodeName"]) == node).unwrap()["metadata"]["name"]);
     c.apply(&service("edge", "edge", json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local"})));
     let lb = wait_lb_ip(c, "edge");
     c.lab.register(&format!("{lb}/32")).unwrap();
@@ -489,10 +526,13 @@ fn local_policies_load_balancer_and_failover(l: &mut Lab3, mode: &str) {
     // NodePort on n2: only n2's pod, and it sees the client's own address.
     let url = format!("http://{}:{np}/", l.ip("n2"));
     let mut answer = Err(0);
-    assert!(eventually(Duration::from_secs(10), || {
-        answer = l.curl_from(&l.client, &url, "2");
-        answer.is_ok()
-    }), "{mode}: ETP Local NodePort on a node with an endpoint");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            answer = l.curl_from(&l.client, &url, "2");
+            answer.is_ok()
+        }),
+        "{mode}: ETP Local NodePort on a node with an endpoint"
+    );
     for _ in 0..5 {
         let a = l.curl_from(&l.client, &url, "2").unwrap();
         assert_eq!(a, format!("{} {}\n", on("n2"), l.client.ip()), "{mode}: local endpoint, client address kept");
@@ -501,8 +541,23 @@ fn local_policies_load_balancer_and_failover(l: &mut Lab3, mode: &str) {
     let n1_url = format!("http://{}:{np}/", l.ip("n1"));
     assert_eq!(l.curl_from(&l.client, &n1_url, "2"), Err(TIMED_OUT), "{mode}: no local endpoint, dropped");
     let hc_of = |node: &str| {
-        let out = c.lab.exec(&l.client, &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
-            &format!("http://{}:{hc}/healthz", l.ip(node))]).unwrap();
+        let out = c
+            .lab
+            .exec(
+                &l.client,
+                &[
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--max-time",
+                    "2",
+                    &format!("http://{}:{hc}/healthz", l.ip(node)),
+                ],
+            )
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(eventually(Duration::from_secs(5), || hc_of("n2") == "200"), "{mode}: health check on n2");
@@ -638,7 +693,8 @@ fn a_standalone_proxy_follows_a_separate_api_server_and_cleans_up() {
         argv.extend_from_slice(args);
         lab.exec(&n1, &argv).unwrap()
     };
-    assert!(eventually(Duration::from_secs(60), || kubeconfig.exists() && kubectl(&["get", "--raw", "/readyz"]).status.success()));
+    assert!(eventually(Duration::from_secs(60), || kubeconfig.exists()
+        && kubectl(&["get", "--raw", "/readyz"]).status.success()));
 
     let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_portico"));
     proxy
@@ -665,7 +721,11 @@ fn a_standalone_proxy_follows_a_separate_api_server_and_cleans_up() {
     let url = format!("http://{}/", s(&svc["spec"]["clusterIP"]));
     let curl = || lab.exec(&n1, &["curl", "-s", "--max-time", "2", &url]).unwrap();
     let ok = eventually(Duration::from_secs(20), || curl().status.success());
-    assert!(ok, "the ClusterIP answers:\n{}", std::fs::read_to_string(data.path().join("proxy.log")).unwrap_or_default());
+    assert!(
+        ok,
+        "the ClusterIP answers:\n{}",
+        std::fs::read_to_string(data.path().join("proxy.log")).unwrap_or_default()
+    );
     // The lab pod shares the machine's hostname; its answer names the caller: the node's bridge.
     let body = String::from_utf8_lossy(&curl().stdout).into_owned();
     assert!(body.ends_with(&format!(" {}\n", n1.gateway())), "{body}");

@@ -148,7 +148,8 @@ fn kp_service(out: &mut String, i: usize, eps: &[Ipv4Addr]) {
         let _ = writeln!(out, "add rule ip kube-proxy {c} ip saddr {ep} jump mark-for-masquerade");
         let _ = writeln!(out, "add rule ip kube-proxy {c} meta l4proto tcp dnat to {ep}:8080");
     }
-    let _ = writeln!(out, "add rule ip kube-proxy {svc} numgen random mod {} vmap {{ {} }}", eps.len(), vmap.join(", "));
+    let _ =
+        writeln!(out, "add rule ip kube-proxy {svc} numgen random mod {} vmap {{ {} }}", eps.len(), vmap.join(", "));
     let _ = writeln!(out, "add element ip kube-proxy service-ips {{ {} . tcp . 80 : goto {svc} }}", vip(i));
     let _ = writeln!(out, "add element ip kube-proxy cluster-ips {{ {} }}", vip(i));
 }
@@ -388,7 +389,10 @@ fn first_packet(lab: &Lab, node: &lab::Node, pod: &lab::Pod, report: &mut Vec<St
 }
 
 fn have(cmd: &str) -> bool {
-    std::process::Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().is_ok_and(|o| o.status.success())
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// wrk's requests/s and p99 latency against `url` from `client`.
@@ -431,23 +435,21 @@ fn throughput(lab: &Lab, report: &mut Vec<String>) {
         let (tx, rx) = std::sync::mpsc::channel();
         let backends2 = backends.clone();
         spawn_in(&node, move || {
-            {
-                let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-                rt.block_on(async move {
-                    let engine = proxy::userspace::Engine::new("0.0.0.0".parse().unwrap(), Duration::from_millis(250));
-                    let ports = engine
-                        .update(vec![proxy::userspace::Frontend {
-                            name: "bench/web:http".into(),
-                            protocol: proxy::userspace::Protocol::Tcp,
-                            backends: backends2,
-                            affinity: None,
-                        }])
-                        .await
-                        .unwrap();
-                    tx.send(*ports.values().next().unwrap()).unwrap();
-                    std::future::pending::<()>().await;
-                });
-            }
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let engine = proxy::userspace::Engine::new("0.0.0.0".parse().unwrap(), Duration::from_millis(250));
+                let ports = engine
+                    .update(vec![proxy::userspace::Frontend {
+                        name: "bench/web:http".into(),
+                        protocol: proxy::userspace::Protocol::Tcp,
+                        backends: backends2,
+                        affinity: None,
+                    }])
+                    .await
+                    .unwrap();
+                tx.send(*ports.values().next().unwrap()).unwrap();
+                std::future::pending::<()>().await;
+            });
         });
         rx.recv().unwrap()
     };

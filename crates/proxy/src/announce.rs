@@ -67,7 +67,11 @@ pub fn assignments(snapshot: &Snapshot, alive: &BTreeSet<String>) -> BTreeMap<Ip
 }
 
 /// Runs the announcer until the process ends.
-pub async fn run(informers: Informers, opts: Options, mut snapshots: watch::Receiver<Arc<Snapshot>>) -> Result<(), Error> {
+pub async fn run(
+    informers: Informers,
+    opts: Options,
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+) -> Result<(), Error> {
     let interfaces = if opts.interfaces.is_empty() {
         vec![interface_of(opts.node_ip).ok_or(Error::NoInterface(opts.node_ip))?]
     } else {

@@ -29,7 +29,9 @@ pub fn filters(
         for port in old.service.ports.iter().filter(|p| p.protocol == Protocol::Udp) {
             let before: BTreeSet<IpAddr> = old.targets(port, &opts.node_name).cluster.iter().map(|e| e.ip).collect();
             let after: BTreeSet<IpAddr> = new
-                .and_then(|n| n.service.ports.iter().find(|p| p.name == port.name && p.protocol == port.protocol).map(|p| (n, p)))
+                .and_then(|n| {
+                    n.service.ports.iter().find(|p| p.name == port.name && p.protocol == port.protocol).map(|p| (n, p))
+                })
                 .map(|(n, p)| {
                     let t = n.targets(p, &opts.node_name);
                     t.cluster.iter().chain(&t.external).map(|e| e.ip).collect()
@@ -38,7 +40,12 @@ pub fn filters(
             let addresses = addresses(&old.service);
             for gone in before.difference(&after) {
                 for ip in &addresses {
-                    out.push(Filter { protocol: 17, orig_dst: Some(*ip), orig_dst_port: Some(port.port), reply_src: Some(*gone) });
+                    out.push(Filter {
+                        protocol: 17,
+                        orig_dst: Some(*ip),
+                        orig_dst_port: Some(port.port),
+                        reply_src: Some(*gone),
+                    });
                 }
                 if let Some(np) = port.node_port {
                     out.push(Filter { protocol: 17, orig_dst: None, orig_dst_port: Some(np), reply_src: Some(*gone) });
@@ -56,7 +63,12 @@ pub fn filters(
             });
             if !had && !new.targets(port, &opts.node_name).cluster.is_empty() {
                 for ip in addresses(&new.service) {
-                    out.push(Filter { protocol: 17, orig_dst: Some(ip), orig_dst_port: Some(port.port), reply_src: None });
+                    out.push(Filter {
+                        protocol: 17,
+                        orig_dst: Some(ip),
+                        orig_dst_port: Some(port.port),
+                        reply_src: None,
+                    });
                 }
             }
         }

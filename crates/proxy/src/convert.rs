@@ -80,7 +80,10 @@ pub fn service(s: &K8sService) -> Option<Service> {
             .unwrap_or(DEFAULT_AFFINITY_TIMEOUT)
     });
     Some(Service {
-        key: ServiceKey::new(s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()),
+        key: ServiceKey::new(
+            s.metadata.namespace.clone().unwrap_or_default(),
+            s.metadata.name.clone().unwrap_or_default(),
+        ),
         cluster_ips,
         external_ips: spec.external_ips.iter().flatten().filter_map(|ip| ip.parse().ok()).collect(),
         load_balancer_ips,
@@ -178,8 +181,10 @@ mod tests {
 
     #[test]
     fn policies_affinity_and_load_balancer_addresses() {
-        let mut s = web(json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "sessionAffinity": "ClientIP",
-            "healthCheckNodePort": 32000, "loadBalancerSourceRanges": ["203.0.113.0/24"], "externalIPs": ["198.51.100.7"]}));
+        let mut s = web(
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "sessionAffinity": "ClientIP",
+            "healthCheckNodePort": 32000, "loadBalancerSourceRanges": ["203.0.113.0/24"], "externalIPs": ["198.51.100.7"]}),
+        );
         s.status = serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "198.51.100.200"},
             {"ip": "198.51.100.201", "ipMode": "Proxy"}]}}))
         .unwrap();

@@ -8,11 +8,11 @@ use std::time::Duration;
 use api::net::IpFamily;
 
 use crate::model::{Port, Protocol, ServiceKey, Snapshot};
-use crate::userspace::{Engine, Frontend, Protocol as UProtocol};
-use crate::{iptables, nft};
 use crate::nft::render::{self, Config};
 use crate::nft::state::Table;
 use crate::run::{Mode, Options};
+use crate::userspace::{Engine, Frontend, Protocol as UProtocol};
+use crate::{iptables, nft};
 
 pub enum Plane {
     /// One table per family.
@@ -51,7 +51,12 @@ impl Plane {
         }
     }
 
-    pub async fn sync(&mut self, snapshot: &Snapshot, changed: &BTreeSet<ServiceKey>, full: bool) -> Result<(), String> {
+    pub async fn sync(
+        &mut self,
+        snapshot: &Snapshot,
+        changed: &BTreeSet<ServiceKey>,
+        full: bool,
+    ) -> Result<(), String> {
         match self {
             Plane::Nftables(tables) => {
                 let mut transaction = String::new();

@@ -256,8 +256,11 @@ fn state_of(
 ) -> Option<ServiceState> {
     let s = services.get(&key.namespace, &key.name)?;
     let service = convert::service(&s)?;
-    let decoded: Vec<EndpointSlice> =
-        slices.indexed(index::BY_SERVICE, &format!("{}/{}", key.namespace, key.name)).iter().map(|e| e.decode()).collect();
+    let decoded: Vec<EndpointSlice> = slices
+        .indexed(index::BY_SERVICE, &format!("{}/{}", key.namespace, key.name))
+        .iter()
+        .map(|e| e.decode())
+        .collect();
     Some(convert::state(service, decoded.iter().filter(|s| !has_label(s, convert::HEADLESS))))
 }
 

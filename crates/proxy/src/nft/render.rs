@@ -160,7 +160,9 @@ impl Map {
             Map::ServiceIps | Map::NoEndpointServices | Map::AffinityServices => {
                 ("map", format!("type {a} . inet_proto . inet_service : verdict"))
             }
-            Map::ServiceNodePorts | Map::NoEndpointNodePorts => ("map", "type inet_proto . inet_service : verdict".into()),
+            Map::ServiceNodePorts | Map::NoEndpointNodePorts => {
+                ("map", "type inet_proto . inet_service : verdict".into())
+            }
             Map::ServiceEndpoints(_) => ("map", format!("type {a} . inet_proto . inet_service : {a} . inet_service")),
             Map::NodePortEndpoints(_) => ("map", format!("type inet_proto . inet_service : {a} . inet_service")),
             Map::FirewallIps => ("set", format!("type {a} . inet_proto . inet_service")),
@@ -191,8 +193,15 @@ pub enum Kind {
 pub enum Chain {
     /// DNAT to endpoint `slot` of the Service (or NodePort) in the packet, from the map of that
     /// slot. Comes first in the order so the pick chains that jump here are created after it.
-    Slot { nodeport: bool, slot: u16 },
-    Pick { kind: Kind, count: usize, affinity: bool },
+    Slot {
+        nodeport: bool,
+        slot: u16,
+    },
+    Pick {
+        kind: Kind,
+        count: usize,
+        affinity: bool,
+    },
     /// Records the endpoint a client was sent to, with this timeout in seconds.
     AffinityRecord(u32),
 }
@@ -256,7 +265,11 @@ impl Chain {
                 rules
             }
             Chain::Slot { nodeport, slot } => {
-                let key = if *nodeport { "meta l4proto . th dport".to_owned() } else { format!("{ip} daddr . meta l4proto . th dport") };
+                let key = if *nodeport {
+                    "meta l4proto . th dport".to_owned()
+                } else {
+                    format!("{ip} daddr . meta l4proto . th dport")
+                };
                 let map = if *nodeport { Map::NodePortEndpoints(*slot) } else { Map::ServiceEndpoints(*slot) };
                 vec![format!("dnat to {key} map @{}", map.name())]
             }
@@ -359,7 +372,9 @@ pub fn contribution(
             }
             match c.mode {
                 Mode::Kernel => {
-                    for (slot, value) in assign_slots(slots_before.get(&(false, key.clone())), eps).into_iter().enumerate() {
+                    for (slot, value) in
+                        assign_slots(slots_before.get(&(false, key.clone())), eps).into_iter().enumerate()
+                    {
                         out.put(Map::ServiceEndpoints(slot as u16), key.clone(), Some(value));
                     }
                     out.verdict(Map::ServiceIps, key.clone(), Chain::Pick { kind, count: eps.len(), affinity });
@@ -542,7 +557,11 @@ pub fn table(c: &Config, chains: &BTreeSet<Chain>) -> String {
         Some("type filter hook forward priority -110"),
         &s(&["ct state new jump service-endpoints-check", "ct state new jump cluster-ips-check"]),
     );
-    chain("filter-output", Some("type filter hook output priority -110"), &s(&["ct state new jump service-endpoints-check"]));
+    chain(
+        "filter-output",
+        Some("type filter hook output priority -110"),
+        &s(&["ct state new jump service-endpoints-check"]),
+    );
     chain(
         "filter-output-post-dnat",
         Some("type filter hook output priority -90"),
@@ -565,7 +584,11 @@ pub fn table(c: &Config, chains: &BTreeSet<Chain>) -> String {
             "{ip} daddr . meta l4proto . th dport @firewall-ips {ip} daddr . meta l4proto . th dport . {ip} saddr != @firewall-allow drop"
         )],
     );
-    chain("service-endpoints-check", None, &[format!("{ip} daddr . meta l4proto . th dport vmap @no-endpoint-services")]);
+    chain(
+        "service-endpoints-check",
+        None,
+        &[format!("{ip} daddr . meta l4proto . th dport vmap @no-endpoint-services")],
+    );
     chain(
         "nodeport-endpoints-check",
         None,

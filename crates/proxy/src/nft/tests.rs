@@ -19,7 +19,14 @@ fn config() -> Config {
 }
 
 fn ep(ip: &str, node: &str) -> Endpoint {
-    Endpoint { ip: ip.parse().unwrap(), port: 8080, ready: true, serving: true, terminating: false, node: Some(node.into()) }
+    Endpoint {
+        ip: ip.parse().unwrap(),
+        port: 8080,
+        ready: true,
+        serving: true,
+        terminating: false,
+        node: Some(node.into()),
+    }
 }
 
 fn web(ip: &str, endpoints: Vec<Endpoint>) -> ServiceState {
@@ -189,7 +196,8 @@ fn userspace_mode_redirects_to_the_proxy_port() {
 #[test]
 fn a_changed_endpoint_keeps_the_other_endpoints_in_their_slots() {
     let mut t = Table::new(config());
-    let eps = |third: &str| vec![ep("198.19.1.5", "n2"), ep("198.19.2.5", "n2"), ep(third, "n2"), ep("198.19.4.5", "n2")];
+    let eps =
+        |third: &str| vec![ep("198.19.1.5", "n2"), ep("198.19.2.5", "n2"), ep(third, "n2"), ep("198.19.4.5", "n2")];
     t.full(&snapshot(vec![web("10.96.0.20", eps("198.19.3.5"))]), &none);
     let key = ServiceKey::new("default", "web");
     // The replacement sorts first, yet only its own slot changes.
