@@ -172,9 +172,10 @@ pub struct AgentArgs {
     pub cni_bin_dir: Vec<PathBuf>,
 }
 
+/// How a node component (`portico agent`, `portico proxy`) reaches the API server.
 #[derive(Args, Debug, Clone)]
-pub struct AgentCommandArgs {
-    /// kubeconfig of the cluster to join (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+pub struct ApiArgs {
+    /// kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, conflicts_with = "server")]
     pub kubeconfig: Option<PathBuf>,
     /// The API server's URL, with --token (e.g. https://192.0.2.1:6443).
@@ -186,6 +187,23 @@ pub struct AgentCommandArgs {
     /// PEM CA bundle that signs the API server's certificate (with --server).
     #[arg(long)]
     pub certificate_authority: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    pub async fn connect(&self) -> anyhow::Result<kube::Client> {
+        Ok(match (&self.server, &self.token) {
+            (Some(server), Some(token)) => {
+                component::client::connect_token(server, token, self.certificate_authority.as_deref()).await?
+            }
+            _ => component::client::connect(self.kubeconfig.as_deref()).await?,
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentCommandArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// The cluster's pod network, for egress masquerade.
     #[arg(long, default_value = "10.244.0.0/16")]
     pub cluster_cidr: String,
@@ -428,12 +446,7 @@ impl Cli {
                         &args.service_cluster_ip_range,
                     )?),
                 };
-                let client = match (&args.server, &args.token) {
-                    (Some(server), Some(token)) => {
-                        component::client::connect_token(server, token, args.certificate_authority.as_deref()).await?
-                    }
-                    _ => component::client::connect(args.kubeconfig.as_deref()).await?,
-                };
+                let client = args.api.connect().await?;
                 let informers = Informers::new(client);
                 // This process reads only its node's pods, as kubelet watches them.
                 informers.select::<component::pod::LeanPod>(&format!("spec.nodeName={}", config.node_name));
@@ -472,12 +485,7 @@ async fn run_proxy(args: ProxyCommandArgs) -> anyhow::Result<()> {
     }
     // The mode is checked before anything connects (ipvs, typos).
     let _: proxy::Mode = args.proxy.proxy_mode.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-    let client = match (&args.server, &args.token) {
-        (Some(server), Some(token)) => {
-            component::client::connect_token(server, token, args.certificate_authority.as_deref()).await?
-        }
-        _ => component::client::connect(args.kubeconfig.as_deref()).await?,
-    };
+    let client = args.api.connect().await?;
     let node_name = match &args.hostname_override {
         Some(n) => n.clone(),
         None => hostname()?,

@@ -3,7 +3,6 @@
 
 use clap::Args;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The proxy flags every command that runs a proxy takes.
@@ -46,18 +45,8 @@ pub struct ProxyArgs {
 /// `portico proxy`: the proxy alone, against any Kubernetes API.
 #[derive(Args, Debug, Clone)]
 pub struct ProxyCommandArgs {
-    /// kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, conflicts_with = "server")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The API server's URL, with --token.
-    #[arg(long, requires = "token")]
-    pub server: Option<String>,
-    /// Bearer token for --server.
-    #[arg(long, env = "PORTICO_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// PEM CA bundle that signs the API server's certificate (with --server).
-    #[arg(long)]
-    pub certificate_authority: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: crate::cli::ApiArgs,
     /// The node this proxy runs on (default: this machine's hostname).
     #[arg(long)]
     pub hostname_override: Option<String>,

@@ -269,6 +269,23 @@ fn battery(mode: &str, short: &str) {
         fresh.extend(l.answers_from_node("n2", &url, 1));
     }
     assert!(fresh.len() >= 2, "{mode}: a new pod is chosen once the affinity timed out: {fresh:?}");
+    // A long affinity to a pod that then goes: the client moves to a live pod at once
+    // (its remembered endpoint is forgotten), not after the timeout.
+    c.apply(&service("web", "web", json!({"type": "NodePort", "sessionAffinity": "ClientIP",
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}})));
+    std::thread::sleep(Duration::from_millis(500));
+    let sticky = l.answers_from_node("n2", &url, 3);
+    assert_eq!(sticky.len(), 1, "{mode}: {sticky:?}");
+    let gone = sticky.into_iter().next().unwrap();
+    c.kubectl_ok(&["delete", "pod", &gone, "--grace-period=0", "--force"]);
+    let moved = eventually(Duration::from_secs(10), || {
+        l.curl_from(&l.node_ns("n2"), &url, "1").is_ok_and(|a| !a.starts_with(&format!("{gone} ")))
+    });
+    assert!(moved, "{mode}: a client whose pod went is sent to a live one");
+    let again = l.answers_from_node("n2", &url, 5);
+    assert_eq!(again.len(), 1, "{mode}: and sticks to it: {again:?}");
+    l.wait_ready("web", 6);
+
     c.apply(&service("web", "web", json!({"type": "NodePort"})));
     std::thread::sleep(Duration::from_millis(500));
     assert!(l.answers_from_node("n2", &url, 15).len() >= 2, "{mode}: affinity switched off");

@@ -65,7 +65,14 @@ impl Plane {
                     let text = if full { t.full(snapshot, &no_port) } else { t.partial(snapshot, changed, &no_port) };
                     transaction.push_str(&text);
                 }
-                run_nft(transaction).await
+                run_nft(transaction).await?;
+                for t in tables.iter_mut() {
+                    let gone = t.take_stale_affinity();
+                    if !gone.is_empty() {
+                        purge_affinity(t.config().clone(), gone).await;
+                    }
+                }
+                Ok(())
             }
             Plane::Iptables(families) => {
                 for (config, existing) in families.iter_mut() {
@@ -160,6 +167,23 @@ fn tables(opts: &Options, mode: render::Mode) -> Vec<Table> {
             })
         })
         .collect()
+}
+
+/// Forgets the clients remembered at endpoints that are gone (best effort: a record that
+/// expires meanwhile fails the deletion, and the next new connection renews nothing stale).
+async fn purge_affinity(config: Config, gone: Vec<String>) {
+    let listed = tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("nft")
+            .args(["list", "map", config.family_name(), render::TABLE, "affinity"])
+            .output()
+            .ok()?;
+        let text = render::purge_affinity(&config, &String::from_utf8_lossy(&out.stdout), &gone);
+        Some(nft::apply::run(&text))
+    })
+    .await;
+    if let Ok(Some(Err(e))) = listed {
+        tracing::debug!(error = %e, "purging affinity records of removed endpoints");
+    }
 }
 
 async fn run_nft(transaction: String) -> Result<(), String> {

@@ -688,3 +688,27 @@ pub fn delete_table(c: &Config) -> String {
     let fam = c.family_name();
     format!("add table {fam} {TABLE}\ndelete table {fam} {TABLE}\n")
 }
+
+/// `delete element` for the affinity records (from `nft list map <family> portico affinity`)
+/// that point at one of `gone` ("ip . port"), so clients remembered at a removed endpoint get
+/// a new one on their next connection instead of being sent to a dead address until the
+/// timeout (which each new connection would renew). Empty when none does.
+pub fn purge_affinity(c: &Config, listing: &str, gone: &[String]) -> String {
+    let Some(start) = listing.find("elements = {") else { return String::new() };
+    let body = &listing[start + "elements = {".len()..];
+    let body = &body[..body.find('}').unwrap_or(body.len())];
+    let mut keys = vec![];
+    for element in body.split(',') {
+        let Some((key, value)) = element.split_once(" : ") else { continue };
+        // In listings the key is followed by "timeout 10m expires 9m58s" or "expires 2h59m".
+        let key = key.split(" timeout ").next().unwrap_or(key);
+        let key = key.split(" expires ").next().unwrap_or(key).trim();
+        if gone.iter().any(|g| g == value.trim()) {
+            keys.push(key.to_owned());
+        }
+    }
+    if keys.is_empty() {
+        return String::new();
+    }
+    format!("delete element {} {TABLE} affinity {{ {} }}\n", c.family_name(), keys.join(", "))
+}

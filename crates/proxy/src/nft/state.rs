@@ -19,6 +19,9 @@ struct Held {
 
 pub struct Table {
     config: Config,
+    /// Endpoints ("ip . port") that left Services with session affinity in the last partial
+    /// sync: clients remembered there must be forgotten ([`render::purge_affinity`]).
+    stale_affinity: Vec<String>,
     by_service: HashMap<ServiceKey, Contribution>,
     elements: HashMap<(Map, String), Held>,
     chains: BTreeSet<Chain>,
@@ -26,7 +29,13 @@ pub struct Table {
 
 impl Table {
     pub fn new(config: Config) -> Table {
-        Table { config, by_service: HashMap::new(), elements: HashMap::new(), chains: BTreeSet::new() }
+        Table {
+            config,
+            stale_affinity: vec![],
+            by_service: HashMap::new(),
+            elements: HashMap::new(),
+            chains: BTreeSet::new(),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -82,6 +91,19 @@ impl Table {
                 }
                 continue;
             }
+            if let Some(old) = &old
+                && old.elements.iter().any(|e| e.map == Map::AffinityServices)
+            {
+                let endpoints = |c: &Contribution| -> BTreeSet<String> {
+                    c.elements
+                        .iter()
+                        .filter(|e| matches!(e.map, Map::ServiceEndpoints(_) | Map::NodePortEndpoints(_)))
+                        .filter_map(|e| e.value.clone())
+                        .collect()
+                };
+                let kept = new.as_ref().map(endpoints).unwrap_or_default();
+                self.stale_affinity.extend(endpoints(old).into_iter().filter(|v| !kept.contains(v)));
+            }
             for e in old.iter().chain(new.iter()).flat_map(|c| &c.elements) {
                 let id = (e.map, e.key.clone());
                 before.entry(id.clone()).or_insert_with(|| self.elements.get(&id).map(|h| h.value.clone()));
@@ -123,6 +145,11 @@ impl Table {
         text.push_str(&render::elements(&self.config, "delete", &deletes));
         text.push_str(&render::elements(&self.config, "add", &adds));
         text
+    }
+
+    /// Endpoints that left affinity Services since the last call.
+    pub fn take_stale_affinity(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.stale_affinity)
     }
 
     fn hold(&mut self, c: &Contribution) {

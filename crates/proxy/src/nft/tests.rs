@@ -211,3 +211,26 @@ fn a_changed_endpoint_keeps_the_other_endpoints_in_their_slots() {
         ]
     );
 }
+
+#[test]
+fn affinity_records_of_removed_endpoints_are_purged() {
+    let listing = "table ip portico {\n\tmap affinity {\n\t\ttype ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service\n\
+        \t\tsize 1048576\n\t\tflags dynamic,timeout\n\t\ttimeout 3h\n\
+        \t\telements = { 198.51.100.3 . 10.96.0.20 . tcp . 80 timeout 10m expires 9m58s : 198.19.1.5 . 8080,\n\
+        \t\t\t     198.51.100.4 . 10.96.0.20 . tcp . 80 expires 9m : 198.19.2.5 . 8080 }\n\t}\n}\n";
+    let text = render::purge_affinity(&config(), listing, &["198.19.2.5 . 8080".to_string()]);
+    assert_eq!(text, "delete element ip portico affinity { 198.51.100.4 . 10.96.0.20 . tcp . 80 }\n");
+    assert_eq!(render::purge_affinity(&config(), listing, &["198.19.9.9 . 8080".to_string()]), "");
+}
+
+#[test]
+fn endpoints_leaving_an_affinity_service_are_reported() {
+    let mut t = Table::new(config());
+    let mut s = web("10.96.0.20", vec![ep("198.19.1.5", "n2"), ep("198.19.2.5", "n2")]);
+    s.service.affinity_timeout = Some(600);
+    t.full(&snapshot(vec![s.clone()]), &none);
+    s.endpoints.insert("http".into(), vec![ep("198.19.1.5", "n2")]);
+    t.partial(&snapshot(vec![s]), [&ServiceKey::new("default", "web")], &none);
+    assert_eq!(t.take_stale_affinity(), ["198.19.2.5 . 8080"]);
+    assert!(t.take_stale_affinity().is_empty());
+}
