@@ -31,10 +31,10 @@ pub enum Command {
     Controllers(ControllersArgs),
     /// Run the node agent (Portico's kubelet) for this machine against an API server: it
     /// registers the Node and runs the pods bound to it. Needs root.
-    Agent(AgentCommandArgs),
+    Agent(Box<AgentCommandArgs>),
     /// Run the service proxy (Portico's kube-proxy) for this machine against a Kubernetes API:
     /// it programs ClusterIPs, NodePorts, externalIPs and load balancer IPs. Needs root.
-    Proxy(ProxyCommandArgs),
+    Proxy(Box<ProxyCommandArgs>),
     /// Print the version the API server reports.
     Version,
     /// Container supervisor, started by the node agent for each container (internal).
@@ -461,7 +461,7 @@ impl Cli {
                 tracing::info!("shutting down");
                 Ok(result?)
             }
-            Command::Proxy(args) => run_proxy(args).await,
+            Command::Proxy(args) => run_proxy(*args).await,
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
                 Ok(())

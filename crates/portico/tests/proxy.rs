@@ -172,7 +172,11 @@ fn node_port(c: &Cluster, svc: &str) -> u16 {
 const REFUSED: i32 = 7;
 const TIMED_OUT: i32 = 28;
 
+/// One three-node cluster at a time: on two cores, two at once make every timing in them slow.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn battery(mode: &str, short: &str) {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut l) = Lab3::start(&format!("px{short}"), mode) else { return };
     let c = &l.c;
     c.apply(&deployment("web", 6, None));
@@ -271,8 +275,12 @@ fn battery(mode: &str, short: &str) {
     assert!(fresh.len() >= 2, "{mode}: a new pod is chosen once the affinity timed out: {fresh:?}");
     // A long affinity to a pod that then goes: the client moves to a live pod at once
     // (its remembered endpoint is forgotten), not after the timeout.
-    c.apply(&service("web", "web", json!({"type": "NodePort", "sessionAffinity": "ClientIP",
-        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}})));
+    c.apply(&service(
+        "web",
+        "web",
+        json!({"type": "NodePort", "sessionAffinity": "ClientIP",
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}}),
+    ));
     std::thread::sleep(Duration::from_millis(500));
     let sticky = l.answers_from_node("n2", &url, 3);
     assert_eq!(sticky.len(), 1, "{mode}: {sticky:?}");

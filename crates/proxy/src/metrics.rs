@@ -30,9 +30,9 @@ impl Metrics {
             sync_partial_duration: sync(),
             // kube-proxy: 0.25 s .. 30 s and beyond; Portico's figures are far below, so finer
             // buckets at the low end.
-            network_programming_duration: Histogram::new(
-                [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0].into_iter(),
-            ),
+            network_programming_duration: Histogram::new([
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
+            ]),
             last_sync_timestamp: Gauge::default(),
             endpoint_changes: Counter::default(),
             service_changes: Counter::default(),

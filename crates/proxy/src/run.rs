@@ -132,10 +132,8 @@ pub async fn run(informers: Informers, opts: Options) -> Result<(), Error> {
 
     let mut plane = Plane::new(&opts).await.map_err(Error::Plane)?;
     let (published, announce_rx) = tokio::sync::watch::channel(Arc::new(Snapshot::new()));
-    let mut announcing = match opts.announce.clone() {
-        Some(a) => Some(tokio::spawn(crate::announce::run(informers.clone(), a, announce_rx))),
-        None => None,
-    };
+    let mut announcing =
+        opts.announce.clone().map(|a| tokio::spawn(crate::announce::run(informers.clone(), a, announce_rx)));
     let mut health_checks = HealthChecks::new(opts.health_check_address);
     let mut snapshot = Snapshot::new();
     let mut last_full: Option<Instant> = None;
