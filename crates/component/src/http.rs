@@ -9,7 +9,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::Response;
+pub use http::StatusCode;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -27,6 +28,9 @@ pub enum Route {
     Ready(Check),
     /// The registry in the OpenMetrics text format.
     Metrics(Arc<Registry>),
+    /// A JSON body and its status, for components whose counterpart answers health in JSON
+    /// (kube-proxy's `/healthz`).
+    Json(Arc<dyn Fn() -> (StatusCode, String) + Send + Sync>),
 }
 
 /// Paths and what answers them.
@@ -57,6 +61,10 @@ impl Routes {
                 Ok(()) => (StatusCode::OK, TEXT, "OK".into()),
                 Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, reason),
             },
+            Some(Route::Json(f)) => {
+                let (status, body) = f();
+                (status, "application/json", body)
+            }
             Some(Route::Metrics(registry)) => {
                 let mut body = String::with_capacity(8192);
                 match prometheus_client::encoding::text::encode(&mut body, registry) {

@@ -119,10 +119,26 @@ pub async fn run(informers: Informers, opts: Options) -> Result<(), Error> {
         let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })?;
         let h = health.clone();
         let overdue = opts.sync_period * 2 + opts.min_sync_period;
-        let check: http::Check = Arc::new(move || healthy(&h.lock().unwrap_or_else(|e| e.into_inner()), overdue));
+        // kube-proxy's body: when the rules were last synced, now, and whether the node may
+        // take load balancer traffic (always, here: node deletion and taints are not followed).
+        let answer = Arc::new(move || {
+            let h = h.lock().unwrap_or_else(|e| e.into_inner());
+            let now = jiff::Timestamp::now();
+            let last = h.last_sync.map(|t| now - jiff::SignedDuration::try_from(t.elapsed()).unwrap_or_default());
+            let body = serde_json::json!({
+                "lastUpdated": last.map(|t| t.to_string()).unwrap_or_default(),
+                "currentTime": now.to_string(),
+                "nodeEligible": true,
+            });
+            let status = match healthy(&h, overdue) {
+                Ok(()) => http::StatusCode::OK,
+                Err(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, body.to_string())
+        });
         let routes = http::Routes::new()
-            .route("/healthz", http::Route::Ready(check.clone()))
-            .route("/livez", http::Route::Ready(check));
+            .route("/healthz", http::Route::Json(answer.clone()))
+            .route("/livez", http::Route::Json(answer));
         tokio::spawn(http::serve(l, routes));
     }
 
