@@ -144,9 +144,11 @@ impl Cluster {
             .arg(self.data_dir.path())
             .args(["--bind", "0.0.0.0:6443", "--advertise-address", &node_ip, "--node-ip", &node_ip])
             .args(["--node-name", "n1", "--cluster-cidr", CLUSTER_CIDR])
-            // On all addresses of the node's namespace, so the kube-dns Service gets the node as its
-            // endpoint and pods resolve through the proxy.
-            .args(["--dns-listen", "0.0.0.0:53", "--dns-upstream", "127.0.0.1:9"])
+            // On the node's address, so the kube-dns Service gets the node as its endpoint and pods
+            // resolve through the proxy. Not the wildcard: the DNS answers from the address the
+            // route back chooses, and for a pod on this node that is the bridge's, not the one
+            // the proxy DNATed to, so conntrack would not translate the answer (README gap).
+            .args(["--dns-listen", &format!("{node_ip}:53"), "--dns-upstream", "127.0.0.1:9"])
             .args([
                 "--dns-health",
                 "127.0.0.1:8080",
