@@ -108,9 +108,10 @@ async fn serve(listener: TcpListener, report: Arc<Mutex<Report>>) {
             if !matches!(read.await, Ok(Some(()))) {
                 return;
             }
-            let (code, body) = report.lock().unwrap_or_else(|e| e.into_inner()).response();
+            let current = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let (code, body) = current.response();
             let reason = if code == 200 { "OK" } else { "Service Unavailable" };
-            let local = report.lock().unwrap_or_else(|e| e.into_inner()).local_endpoints;
+            let local = current.local_endpoints;
             let head = format!(
                 "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n\
                  X-Load-Balancing-Endpoint-Weight: {local}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
