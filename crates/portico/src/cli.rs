@@ -1,6 +1,7 @@
 //! Command-line interface: configuration parsing and the subcommands.
 
 use crate::dns_args::{DnsArgs, UpDnsArgs};
+use crate::ingress_args::{IngressArgs, IngressCommandArgs};
 use crate::proxy_args::{ProxyArgs, ProxyCommandArgs};
 use clap::{Args, Parser, Subcommand};
 use component::{Informers, Supervisor};
@@ -35,6 +36,9 @@ pub enum Command {
     /// Run the service proxy (Portico's kube-proxy) for this machine against a Kubernetes API:
     /// it programs ClusterIPs, NodePorts, externalIPs and load balancer IPs. Needs root.
     Proxy(Box<ProxyCommandArgs>),
+    /// Run the ingress controller against a Kubernetes API: it serves the Ingresses of its
+    /// IngressClass on :80 and :443.
+    Ingress(Box<IngressCommandArgs>),
     /// Print the version the API server reports.
     Version,
     /// Container supervisor, started by the node agent for each container (internal).
@@ -67,6 +71,8 @@ pub struct UpArgs {
     pub agent: AgentArgs,
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    #[command(flatten)]
+    pub ingress: IngressArgs,
     /// Run no node components: no node agent (no pods run) and no service proxy. `portico up`
     /// without root runs neither.
     #[arg(long)]
@@ -384,6 +390,14 @@ impl Cli {
                         Err(why) => tracing::warn!("no node agent, so no pod will run: {why}"),
                     }
                 }
+                if !args.ingress.no_ingress {
+                    let node_ip = args.agent.node_ip.or(args.server.advertise_address).or_else(first_interface_ip);
+                    let client = informers.client().clone();
+                    let class = args.ingress.ingress_class.clone();
+                    tokio::spawn(async move { ingress::run::ensure_default_class(&client, &class).await });
+                    components
+                        .spawn("ingress controller", ingress::run(informers.clone(), args.ingress.options(node_ip)));
+                }
                 let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
                 if let Some(dns) = dns {
@@ -462,6 +476,17 @@ impl Cli {
                 Ok(result?)
             }
             Command::Proxy(args) => run_proxy(*args).await,
+            Command::Ingress(args) => {
+                let informers = Informers::new(args.api.connect().await?);
+                let mut components = Supervisor::new();
+                components.watch_informers(&informers);
+                let opts = args.ingress.options(None);
+                println!("Portico ingress controller for IngressClass {}", opts.class);
+                components.spawn("ingress controller", ingress::run(informers, opts));
+                let result = components.run_until(wait_for_shutdown()).await;
+                tracing::info!("shutting down");
+                Ok(result?)
+            }
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
                 Ok(())

@@ -2,6 +2,7 @@
 
 mod cli;
 mod dns_args;
+mod ingress_args;
 mod proxy_args;
 
 use clap::Parser;

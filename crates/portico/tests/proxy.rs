@@ -47,7 +47,7 @@ fn pod_template(app: &str, node: Option<&str>) -> Value {
             "ports": [{"containerPort": 8080, "name": "http"}, {"containerPort": 5353, "name": "dns", "protocol": "UDP"}],
             "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
             // Serve a little past the deletion, until the proxies have dropped the endpoint.
-            "lifecycle": {"preStop": {"exec": {"command": ["sleep", "1"]}}}
+            "lifecycle": {"preStop": {"exec": {"command": ["sleep", "2"]}}}
         }]
     });
     if let Some(node) = node {
@@ -373,9 +373,10 @@ fn rolling_update_fails_no_request(l: &Lab3, mode: &str, url: &str) {
             let (mut ok, mut failed) = (0, vec![]);
             let ns = l.node_ns("n1");
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let at = std::time::SystemTime::now();
                 match l.curl_from(&ns, url, "3") {
                     Ok(_) => ok += 1,
-                    Err(code) => failed.push(code),
+                    Err(code) => failed.push((code, jiff::Timestamp::try_from(at).unwrap().to_string())),
                 }
             }
             (ok, failed)
@@ -396,6 +397,20 @@ fn rolling_update_fails_no_request(l: &Lab3, mode: &str, url: &str) {
     });
     eprintln!("{mode}: rolling update under load: {ok} requests succeeded, {} failed", failed.len());
     assert!(ok > 20, "{mode}: requests kept flowing ({ok})");
+    if !failed.is_empty() {
+        // What the proxy and the agents did around the failures.
+        let interesting = |log: String| -> String {
+            log.lines()
+                .filter(|l| ["synced", "Killing", "probe", "pod"].iter().any(|w| l.contains(w)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        eprintln!("{mode}: n1:\n{}", interesting(c.log()));
+        for n in ["n2", "n3"] {
+            eprintln!("{mode}: {n}:\n{}", interesting(c.agent_log(n)));
+        }
+        eprintln!("{}", c.kubectl_ok(&["get", "pods", "-o", "wide"]));
+    }
     assert!(
         failed.is_empty(),
         "{mode}: {} of {} requests failed during the rollout: {failed:?}",

@@ -107,7 +107,7 @@ impl Cluster {
             .arg(format!("{}-pod-", self.lab.prefix()))
             .args(&extra)
             .env("PORTICO_TOKEN", token.trim())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,proxy=debug")
             .stdout(Stdio::null())
             .stderr(log);
         self.agents.push((name.to_owned(), self.lab.spawn(&node, cmd).unwrap()));
@@ -160,7 +160,7 @@ impl Cluster {
             .arg("--netns-prefix")
             .arg(format!("{}-pod-", self.lab.prefix()))
             .args(&self.extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,proxy=debug")
             .stdout(Stdio::null())
             .stderr(log);
         self.up = Some(self.lab.spawn(&self.node, cmd).unwrap());
