@@ -73,8 +73,8 @@ pub struct UpArgs {
     pub proxy: ProxyArgs,
     #[command(flatten)]
     pub ingress: IngressArgs,
-    /// Run no node components: no node agent (no pods run) and no service proxy. `portico up`
-    /// without root runs neither.
+    /// Run no node components: no node agent (no pods run), no service proxy and no ingress
+    /// controller. `portico up` without root runs none of them.
     #[arg(long)]
     pub no_agent: bool,
 }
@@ -385,18 +385,19 @@ impl Cli {
                                 )?;
                                 components.spawn("service proxy", proxy::run(informers.clone(), opts));
                             }
+                            if !args.ingress.no_ingress {
+                                let client = informers.client().clone();
+                                let class = args.ingress.ingress_class.clone();
+                                tokio::spawn(async move { ingress::run::ensure_default_class(&client, &class).await });
+                                let opts = args.ingress.options(Some(config.node_ip));
+                                components.spawn("ingress controller", ingress::run(informers.clone(), opts));
+                            }
                             components.spawn("node agent", node::agent::run(informers.clone(), config));
                         }
-                        Err(why) => tracing::warn!("no node agent, so no pod will run: {why}"),
+                        Err(why) => {
+                            tracing::warn!("no node agent, so no pod will run (and no proxy or ingress): {why}")
+                        }
                     }
-                }
-                if !args.ingress.no_ingress {
-                    let node_ip = args.agent.node_ip.or(args.server.advertise_address).or_else(first_interface_ip);
-                    let client = informers.client().clone();
-                    let class = args.ingress.ingress_class.clone();
-                    tokio::spawn(async move { ingress::run::ensure_default_class(&client, &class).await });
-                    components
-                        .spawn("ingress controller", ingress::run(informers.clone(), args.ingress.options(node_ip)));
                 }
                 let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
