@@ -36,12 +36,14 @@ pub struct Guarded<B> {
     limit: Option<u64>,
     seen: u64,
     idle: Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Armed only when the inner body makes the reader wait: most bodies are ready at once,
+    /// and a timer per body is a measurable share of a proxied request.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> Guarded<B> {
     pub fn new(inner: B, limit: Option<u64>, idle: Duration) -> Guarded<B> {
-        Guarded { inner, limit, seen: 0, idle, sleep: Box::pin(tokio::time::sleep(idle)) }
+        Guarded { inner, limit, seen: 0, idle, sleep: None }
     }
 }
 
@@ -57,8 +59,7 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = tokio::time::Instant::now() + this.idle;
-                this.sleep.as_mut().reset(deadline);
+                this.sleep = None;
                 let frame = match frame {
                     Some(Ok(f)) => f,
                     Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
@@ -73,7 +74,9 @@ where
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
-                ready!(this.sleep.as_mut().poll(cx));
+                let idle = this.idle;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                ready!(sleep.as_mut().poll(cx));
                 Poll::Ready(Some(Err(BodyError::Idle(this.idle).into())))
             }
         }
