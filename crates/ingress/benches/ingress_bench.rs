@@ -114,8 +114,7 @@ fn start_portico(http: TcpListener, https: TcpListener, backend: SocketAddr, crt
             let store = Arc::new(store);
             let config = Config { table, upstreams, certs: store.clone() };
             let shared = Arc::new(Shared::new(config, Metrics::new().0));
-            let acceptor =
-                tokio_rustls::TlsAcceptor::from(ingress::tls::server_config(Arc::new(RwLock::new(store))));
+            let acceptor = tokio_rustls::TlsAcceptor::from(ingress::tls::server_config(Arc::new(RwLock::new(store))));
             let listen = |l: TcpListener| {
                 l.set_nonblocking(true).unwrap();
                 tokio::net::TcpListener::from_std(l).unwrap()
@@ -236,7 +235,10 @@ fn wrk(port: u16, tls: bool, close: bool, seconds: u64) -> Run {
     let out = cmd.arg(&url).output().expect("wrk runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let field = |prefix: &str, n: usize| -> Option<String> {
-        text.lines().find(|l| l.trim_start().starts_with(prefix)).and_then(|l| l.split_whitespace().nth(n)).map(str::to_owned)
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(n))
+            .map(str::to_owned)
     };
     let errors = text
         .lines()
@@ -301,7 +303,11 @@ fn main() {
             n.p50_ms,
             n.p99_ms,
             p.rps / n.rps,
-            if p.errors + n.errors > 0 { format!("  (errors: portico {}, nginx {})", p.errors, n.errors) } else { String::new() }
+            if p.errors + n.errors > 0 {
+                format!("  (errors: portico {}, nginx {})", p.errors, n.errors)
+            } else {
+                String::new()
+            }
         );
     }
 }
