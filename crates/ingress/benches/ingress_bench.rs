@@ -190,7 +190,17 @@ impl Drop for Nginx {
 fn start_nginx(dir: &Path, http: u16, https: u16, backend: SocketAddr) -> Nginx {
     std::fs::write(dir.join("nginx.conf"), nginx_config(dir, http, https, backend)).unwrap();
     let child = Command::new("taskset")
-        .args(["-c", "0", "nginx", "-p", dir.to_str().unwrap(), "-c", dir.join("nginx.conf").to_str().unwrap(), "-e", "stderr"])
+        .args([
+            "-c",
+            "0",
+            "nginx",
+            "-p",
+            dir.to_str().unwrap(),
+            "-c",
+            dir.join("nginx.conf").to_str().unwrap(),
+            "-e",
+            "stderr",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -243,8 +253,19 @@ fn wrk(port: u16, tls: bool, close: bool, seconds: u64) -> Run {
     // /etc/hosts-free means: wrk's own resolver would fail, hence the IP and the header).
     let url = format!("{scheme}://127.0.0.1:{port}{PATH}");
     let mut cmd = Command::new("taskset");
-    cmd.args(["-c", "1", "wrk", "-t", "1", "-c", if close { "16" } else { "64" }, "-d", &format!("{seconds}s"), "--latency"])
-        .args(["-H", &format!("Host: {HOST}")]);
+    cmd.args([
+        "-c",
+        "1",
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        if close { "16" } else { "64" },
+        "-d",
+        &format!("{seconds}s"),
+        "--latency",
+    ])
+    .args(["-H", &format!("Host: {HOST}")]);
     if close {
         cmd.args(["-H", "Connection: close"]);
     }
