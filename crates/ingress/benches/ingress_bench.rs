@@ -14,7 +14,7 @@
 //! it); wrk and the backend share CPU 1. Each case runs three times, alternating the servers,
 //! and the median run is reported.
 //!
-//! BENCH_SECONDS (default 6) per run.
+//! BENCH_SECONDS (default 6) per run; BENCH_CASES (e.g. `1,3`) runs only those cases.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -322,12 +322,21 @@ fn main() {
         "{:<28} {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>6}",
         "case", "portico r/s", "p50 ms", "p99 ms", "nginx r/s", "p50 ms", "p99 ms", "ratio"
     );
-    for (name, tls, close) in [
+    let only: Vec<usize> = std::env::var("BENCH_CASES")
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    for (i, (name, tls, close)) in [
         ("HTTP keep-alive", false, false),
         ("HTTP new connection", false, true),
         ("HTTPS keep-alive", true, false),
         ("HTTPS new connection", true, true),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if !only.is_empty() && !only.contains(&(i + 1)) {
+            continue;
+        }
         let (pp, np) = if tls { (portico_https, nginx_https) } else { (portico_http, nginx_http) };
         let median = |mut runs: Vec<Run>| {
             runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
