@@ -112,6 +112,33 @@ fn portico_ingress_serves_its_class_from_a_separate_api_server() {
     assert!(ok, "the default class serves class-less Ingresses:\n{}", log());
     assert_eq!(curl("theirs.test", "/").0, 404);
 
+    // kube-apiserver's DefaultIngressClass admission: a class-less Ingress created now gets the
+    // default class; with two defaults such a create is refused.
+    kubectl(&["apply"], Some(&ingress("later", None, "later.test").to_string()));
+    assert_eq!(kubectl(&["get", "ingress", "later", "-o", "jsonpath={.spec.ingressClassName}"], None), "web");
+    assert_eq!(curl("later.test", "/Cargo.toml").0, 200);
+    let second_default = json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": "web2", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+        "spec": {"controller": "example.com/other"}});
+    kubectl(&["apply"], Some(&second_default.to_string()));
+    std::fs::write(data.path().join("refused.json"), ingress("refused", None, "refused.test").to_string()).unwrap();
+    let refused = lab
+        .exec(
+            &n1,
+            &[
+                "kubectl",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "apply",
+                "-f",
+                data.path().join("refused.json").to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("2 default IngressClasses were found, only 1 allowed"), "{err}");
+    kubectl(&["delete", "ingressclass", "web2"], None);
+
     // The endpoint goes: 503, not a hang or a crash; it comes back: 200.
     kubectl(&["delete", "endpointslice", "files-1"], None);
     assert!(eventually(Duration::from_secs(10), || curl("ours.test", "/").0 == 503));

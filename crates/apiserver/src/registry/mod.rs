@@ -100,6 +100,56 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// kube-apiserver's DefaultIngressClass admission: an Ingress created without
+    /// `spec.ingressClassName` and without the `kubernetes.io/ingress.class` annotation gets the
+    /// IngressClass marked `ingressclass.kubernetes.io/is-default-class: "true"`; with more than
+    /// one marked, the create is refused.
+    pub(crate) async fn default_ingress_class(&self, rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
+        if rt.group != "networking.k8s.io" || rt.plural != "ingresses" {
+            return Ok(());
+        }
+        if obj.pointer("/spec/ingressClassName").is_some_and(|v| !v.is_null())
+            || obj.pointer("/metadata/annotations/kubernetes.io~1ingress.class").is_some()
+        {
+            return Ok(());
+        }
+        let classes =
+            api::resources::lookup("networking.k8s.io", "v1", "ingressclasses").expect("ingressclasses are served");
+        let page = self.store.list(&classes.key_prefix(), None, 0).await?;
+        let mut defaults = vec![];
+        for kv in &page.items {
+            let class = decode(kv)?;
+            if class
+                .pointer("/metadata/annotations/ingressclass.kubernetes.io~1is-default-class")
+                .and_then(Value::as_str)
+                == Some("true")
+                && let Some(name) = object::name(&class)
+            {
+                defaults.push(name.to_owned());
+            }
+        }
+        match defaults.len() {
+            0 => Ok(()),
+            1 => {
+                let spec = obj
+                    .as_object_mut()
+                    .and_then(|o| o.entry("spec").or_insert_with(|| Value::Object(Default::default())).as_object_mut());
+                if let Some(spec) = spec {
+                    spec.insert("ingressClassName".into(), Value::String(defaults.remove(0)));
+                }
+                Ok(())
+            }
+            n => Err(ApiError::Forbidden {
+                message: format!(
+                    "ingresses.networking.k8s.io {:?} is forbidden: Internal error occurred: {n} default IngressClasses were found, only 1 allowed",
+                    object::name(obj).unwrap_or_default()
+                ),
+            }),
+        }
+    }
+}
+
 /// Parses a stored value and stamps its revision as the resourceVersion.
 pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
     object::from_stored(&kv.value, kv.mod_revision)

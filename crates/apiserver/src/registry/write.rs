@@ -103,6 +103,7 @@ impl Registry {
         }
         rt.strategy.prepare_for_create(&mut obj);
         api::defaults::apply(rt, &mut obj);
+        self.default_ingress_class(rt, &mut obj).await?;
         // As kube-apiserver's BeginCreate, allocation comes before validation: validation
         // requires what allocation fills in (a Local LoadBalancer's healthCheckNodePort).
         let allocators = self.service_allocators(rt);
