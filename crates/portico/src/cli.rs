@@ -5,7 +5,7 @@ use crate::ingress_args::{IngressArgs, IngressCommandArgs};
 use crate::proxy_args::{ProxyArgs, ProxyCommandArgs};
 use clap::{Args, Parser, Subcommand};
 use component::{Informers, Supervisor};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -315,6 +315,7 @@ impl ServerArgs {
         config.watch_history = self.watch_history;
         config.store_cache_bytes = self.store_cache_mb << 20;
         config.bookmark_interval = Duration::from_secs(self.bookmark_interval_seconds.max(1));
+        self.check_ranges(None)?;
         config.service_network = apiserver::services::ServiceNetworkConfig {
             cidrs: apiserver::services::ServiceNetworkConfig::parse_cidrs(&self.service_cluster_ip_range)
                 .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?,
@@ -324,6 +325,25 @@ impl ServerArgs {
                 .map_err(|e| anyhow::anyhow!("--service-node-port-range: {e}"))?,
         };
         Ok(config)
+    }
+}
+
+impl ServerArgs {
+    /// Refuses overlapping pod and service ranges, and a node address inside either.
+    fn check_ranges(&self, node_ip: Option<(IpAddr, &str)>) -> anyhow::Result<()> {
+        let pods: api::net::Cidr =
+            self.controllers.cluster_cidr.parse().map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+        let services = apiserver::services::ServiceNetworkConfig::parse_cidrs(&self.service_cluster_ip_range)
+            .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
+        let mut ranges = vec![crate::ranges::Range { what: "pod range", flag: "--cluster-cidr", cidr: pods }];
+        for cidr in services {
+            ranges.push(crate::ranges::Range { what: "service range", flag: "--service-cluster-ip-range", cidr });
+        }
+        let mut nodes: Vec<(IpAddr, &str)> = node_ip.into_iter().collect();
+        if let Some(ip) = self.advertise_address.filter(|ip| !ip.is_loopback()) {
+            nodes.push((ip, "--advertise-address"));
+        }
+        crate::ranges::check(&ranges, &nodes).map_err(|e| anyhow::anyhow!(e))
     }
 }
 
@@ -341,6 +361,9 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Up(args) => {
+                if let Some(ip) = args.agent.node_ip {
+                    args.server.check_ranges(Some((ip, "--node-ip")))?;
+                }
                 // The DNS addresses are bound first, so a taken port fails before anything runs.
                 let dns = match args.dns.no_dns {
                     true => None,
@@ -390,7 +413,7 @@ impl Cli {
                                 let class = args.ingress.ingress_class.clone();
                                 tokio::spawn(async move { ingress::run::ensure_default_class(&client, &class).await });
                                 let opts = args.ingress.options(Some(config.node_ip));
-                                components.spawn("ingress controller", ingress::run(informers.clone(), opts));
+                                components.spawn("ingress controller", ingress_in_up(informers.clone(), opts));
                             }
                             components.spawn("node agent", node::agent::run(informers.clone(), config));
                         }
@@ -496,6 +519,22 @@ impl Cli {
                 anyhow::bail!("internal subcommand reached the async runtime; main must call run_hidden first")
             }
         }
+    }
+}
+
+/// The ingress controller of `portico up`: a web server already holding :80 or :443 on this
+/// machine should not stop the whole cluster, so a port that cannot be had is reported and the
+/// rest runs on (`portico ingress` alone fails instead).
+async fn ingress_in_up(informers: Informers, opts: ingress::Options) -> Result<(), ingress::Error> {
+    match ingress::run(informers, opts).await {
+        Err(ingress::Error::Listen { addr, source }) => {
+            tracing::warn!(
+                "the ingress controller cannot listen on {addr} ({source}), so no Ingress is served; \
+                 free the port, or choose others with --ingress-http-bind / --ingress-https-bind (or --no-ingress)"
+            );
+            std::future::pending().await
+        }
+        other => other,
     }
 }
 

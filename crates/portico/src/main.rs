@@ -4,6 +4,7 @@ mod cli;
 mod dns_args;
 mod ingress_args;
 mod proxy_args;
+mod ranges;
 
 use clap::Parser;
 
