@@ -367,7 +367,14 @@ impl Cli {
                 // The DNS addresses are bound first, so a taken port fails before anything runs.
                 let dns = match args.dns.no_dns {
                     true => None,
-                    false => Some(bind_dns(&args.dns).await?),
+                    false => {
+                        let node_ip = args
+                            .agent
+                            .node_ip
+                            .or(args.server.advertise_address.filter(|ip| !ip.is_loopback()))
+                            .or_else(first_interface_ip);
+                        Some(bind_dns(&args.dns, node_ip).await?)
+                    }
                 };
                 let running = apiserver::start(args.server.config()?).await?;
                 let informers = Informers::new(component::client::connect(Some(&running.kubeconfig)).await?);
@@ -622,15 +629,41 @@ fn cluster_dns_ip(server: &ServerArgs) -> anyhow::Result<std::net::IpAddr> {
 }
 
 /// Binds the sockets of `portico up`'s cluster DNS.
-async fn bind_dns(args: &UpDnsArgs) -> anyhow::Result<(dns::Bound, dns::Config)> {
-    let config = args.to_dns_args().config()?;
-    let bound = dns::bind(config.clone()).await.map_err(|e| {
-        anyhow::anyhow!(
-            "{e} (choose other addresses with --dns-listen, --dns-health, --dns-ready and --dns-metrics, \
-             or run without DNS with --no-dns)"
-        )
-    })?;
-    Ok((bound, config))
+/// Binds the cluster DNS of `portico up`: where `--dns-listen` says, or else on the node's
+/// address, port 53, falling back to 10053 when that port is taken there (a local resolver on
+/// the wildcard address) or needs root. Binding the node's address rather than the wildcard
+/// leaves 127.0.0.53 to systemd-resolved, and makes UDP answers leave from the address the
+/// proxy sent the query to.
+async fn bind_dns(args: &UpDnsArgs, node_ip: Option<IpAddr>) -> anyhow::Result<(dns::Bound, dns::Config)> {
+    let mut config = args.to_dns_args().config()?;
+    let candidates: Vec<SocketAddr> = match args.dns_listen {
+        Some(given) => vec![given],
+        None => {
+            let ip = node_ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+            vec![SocketAddr::new(ip, 53), SocketAddr::new(ip, 10053)]
+        }
+    };
+    let advice = "choose other addresses with --dns-listen, --dns-health, --dns-ready and --dns-metrics, \
+                  or run without DNS with --no-dns";
+    for (i, addr) in candidates.iter().enumerate() {
+        config.listen = *addr;
+        match dns::bind(config.clone()).await {
+            Ok(bound) => {
+                if i > 0 {
+                    tracing::warn!(
+                        "port 53 on {} cannot be had, so the cluster DNS listens on {addr}; pods and this machine reach it as the kube-dns Service",
+                        addr.ip()
+                    );
+                }
+                return Ok((bound, config));
+            }
+            Err(e @ dns::Error::Bind { what: "UDP" | "TCP", .. }) if i + 1 < candidates.len() => {
+                tracing::info!("{e}; trying the next address");
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e} ({advice})")),
+        }
+    }
+    Err(anyhow::anyhow!("no address for the cluster DNS ({advice})"))
 }
 
 /// Starts the cluster DNS of `portico up` behind the kube-dns Service at the tenth address of

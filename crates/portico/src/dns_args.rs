@@ -65,9 +65,11 @@ pub struct UpDnsArgs {
     /// The cluster domain.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
-    /// UDP and TCP address of the cluster DNS.
-    #[arg(long, default_value = "0.0.0.0:53")]
-    pub dns_listen: SocketAddr,
+    /// UDP and TCP address of the cluster DNS (default: the node's address, port 53, or port
+    /// 10053 when 53 is taken there, as by a local resolver). Pods and this machine reach it as
+    /// the kube-dns Service, 10.96.0.10, whatever it listens on.
+    #[arg(long)]
+    pub dns_listen: Option<SocketAddr>,
     /// Upstream resolvers for other names (default: the nameservers of /etc/resolv.conf).
     #[arg(long, value_delimiter = ',')]
     pub dns_upstream: Vec<String>,
@@ -88,7 +90,7 @@ impl UpDnsArgs {
     pub fn to_dns_args(&self) -> DnsArgs {
         DnsArgs {
             kubeconfig: None,
-            listen: self.dns_listen,
+            listen: self.dns_listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 53))),
             cluster_domain: self.cluster_domain.clone(),
             ttl: 5,
             negative_ttl: None,

@@ -29,16 +29,25 @@ pub struct Cluster {
     agents: Vec<(String, lab::Proc)>,
     /// How each joined node's agent was started, so it can be restarted.
     joined: Vec<(String, lab::Node, Vec<String>)>,
+    /// Let `portico up` choose where its DNS listens (no `--dns-listen`).
+    pub auto_dns: bool,
 }
 
 impl Cluster {
     /// A lab with one node running `portico up` with `extra` arguments.
     pub fn start(name: &str, extra: &[&str]) -> Option<Cluster> {
+        let mut c = Cluster::new(name, extra)?;
+        c.spawn();
+        Some(c)
+    }
+
+    /// The lab and its node, `portico up` not started yet ([`Cluster::spawn`] starts it).
+    pub fn new(name: &str, extra: &[&str]) -> Option<Cluster> {
         let lab = Lab::new_or_skip(name)?;
         let lan = lab.switch("lan", "198.51.100.0/24").unwrap();
         let node = lab.node("n1", &lan).unwrap();
         lab.register(CLUSTER_CIDR).unwrap();
-        let mut c = Cluster {
+        let c = Cluster {
             lab,
             node,
             data_dir: tempfile::tempdir().unwrap(),
@@ -49,8 +58,8 @@ impl Cluster {
             lan,
             agents: vec![],
             joined: vec![],
+            auto_dns: false,
         };
-        c.spawn();
         Some(c)
     }
 
@@ -148,7 +157,11 @@ impl Cluster {
             // resolve through the proxy. Not the wildcard: the DNS answers from the address the
             // route back chooses, and for a pod on this node that is the bridge's, not the one
             // the proxy DNATed to, so conntrack would not translate the answer (README gap).
-            .args(["--dns-listen", &format!("{node_ip}:53"), "--dns-upstream", "127.0.0.1:9"])
+            .args(match self.auto_dns {
+                true => vec![],
+                false => vec!["--dns-listen".to_owned(), format!("{node_ip}:53")],
+            })
+            .args(["--dns-upstream", "127.0.0.1:9"])
             .args([
                 "--dns-health",
                 "127.0.0.1:8080",
@@ -173,6 +186,19 @@ impl Cluster {
     /// The PID of the running `portico up` (API server, controllers, DNS and agent).
     pub fn pid(&self) -> Option<u32> {
         self.up.as_ref().map(lab::Proc::pid)
+    }
+
+    /// Ctrl-C: SIGINT to `portico up`; true when it ended by itself within 30 s (it is
+    /// SIGKILLed otherwise).
+    pub fn interrupt(&mut self) -> bool {
+        let Some(p) = self.up.take() else { return false };
+        // SAFETY: kill(2) on our own unreaped child.
+        unsafe { libc::kill(p.pid() as libc::pid_t, libc::SIGINT) };
+        let ended = p.wait_timeout(Duration::from_secs(30)).ok().flatten().is_some();
+        if !ended {
+            p.kill().unwrap();
+        }
+        ended
     }
 
     pub fn kill9(&mut self) {
