@@ -594,3 +594,42 @@ async fn pods_verified_answers_only_addresses_pods_have() {
         "a deleted pod's address is no longer answered"
     );
 }
+
+/// Bound to the wildcard address, the DNS answers from the address each query was sent to
+/// (IP_PKTINFO): a client that asked 127.0.0.2 on a connected socket, which takes datagrams
+/// from 127.0.0.2 only, gets its answer (routing alone would send it from 127.0.0.1).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wildcard_bound_dns_answers_from_the_address_it_was_asked_on() {
+    let server = Server::start();
+    let log = server.data_dir().join("dns-wildcard.log");
+    let port = common::dns::free_udp_tcp_port();
+    let upstream = FakeUpstream::start();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["dns", "--kubeconfig", server.kubeconfig().to_str().unwrap()])
+        .args(["--listen", &format!("0.0.0.0:{port}"), "--upstream", &upstream.addr.to_string()])
+        .args(["--health", "", "--ready", "", "--metrics", ""])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let asked: SocketAddr = ([127, 0, 0, 2], port).into();
+    let ask_connected = |name: &str| -> Option<Vec<u8>> {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(asked).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        sock.send(&common::dns::query_packet(name, rtype::A)).unwrap();
+        let mut buf = [0u8; 1500];
+        sock.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+    };
+    // A cluster answer (from the serving thread) and a forwarded one (sent from the runtime).
+    let ok = eventually(Duration::from_secs(20), || ask_connected("kubernetes.default.svc.cluster.local").is_some());
+    assert!(ok, "an answer from 127.0.0.2:{port}:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(ask_connected("example.org").is_some(), "a forwarded answer from 127.0.0.2 too");
+}

@@ -132,3 +132,20 @@ fn a_second_up_on_the_same_data_dir_resumes_the_cluster_and_its_pods() {
     let answer = curl_by_name(&c, &names[0]);
     assert!(answer.contains("web-"), "{answer}");
 }
+
+/// With the DNS on the wildcard address, a pod on the DNS's own node still resolves through
+/// 10.96.0.10: the answer leaves from the node address the proxy sent the query to, so
+/// conntrack maps it back.
+#[test]
+fn a_wildcard_dns_answers_pods_on_its_own_node() {
+    let Some(mut c) = Cluster::new("updnsw", &["--dns-listen", "0.0.0.0:53"]) else { return };
+    c.auto_dns = true;
+    c.spawn();
+    web(&c);
+    let pods = ready_pods(&c, 2);
+    for p in &pods {
+        assert_eq!(s(&p["spec"]["nodeName"]), "n1");
+        let answer = curl_by_name(&c, &s(&p["metadata"]["name"]));
+        assert!(answer.contains("web-"), "{answer}");
+    }
+}
