@@ -9,3 +9,4 @@ pub mod agent;
 pub mod kubelet;
 pub mod net;
 pub mod sandbox;
+pub mod shutdown;

@@ -386,6 +386,8 @@ impl Cli {
                     Some((bound, config)) => Some(start_dns(bound, config, &args.server, &informers).await?),
                     None => None,
                 };
+                let mut node_config = None;
+                let mut proxy_runs = false;
                 if !args.no_agent {
                     match node::agent::check_privileges() {
                         Ok(()) => {
@@ -422,6 +424,8 @@ impl Cli {
                                 let opts = args.ingress.options(Some(config.node_ip));
                                 components.spawn("ingress controller", ingress_in_up(informers.clone(), opts));
                             }
+                            node_config = Some(config.clone());
+                            proxy_runs = !args.proxy.no_proxy;
                             components.spawn("node agent", node::agent::run(informers.clone(), config));
                         }
                         Err(why) => {
@@ -431,6 +435,17 @@ impl Cli {
                 }
                 let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
+                // The node goes with the process: its pods stop and everything it set up in the
+                // kernel is removed; the objects stay in the store for the next `portico up`.
+                if let Some(config) = node_config {
+                    tracing::info!(node = %config.node_name, "stopping the pods and removing the pod network");
+                    for problem in node::agent::teardown(&config).await {
+                        tracing::warn!("cleaning up the node: {problem}");
+                    }
+                }
+                if proxy_runs && let Err(e) = proxy::plane::cleanup() {
+                    tracing::warn!("removing the service proxy's rules: {e}");
+                }
                 if let Some(dns) = dns {
                     dns.shutdown();
                 }

@@ -121,6 +121,19 @@ fn a_second_up_on_the_same_data_dir_resumes_the_cluster_and_its_pods() {
 
     // Ctrl-C, then up again on the same data directory.
     assert!(c.interrupt(), "portico up ends on Ctrl-C:\n{}", c.log());
+    // The node went with it: no pod namespace, bridge, nft table or container is left.
+    let pod_prefix = format!("{}-pod-", c.lab.prefix());
+    let netns =
+        String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
+    assert!(!netns.contains(&pod_prefix), "pod namespaces left: {netns}");
+    assert!(!c.lab.exec(&c.node, &["ip", "link", "show", "portico0"]).unwrap().status.success(), "the bridge is gone:\n{}", c.log());
+    let tables = c.lab.exec_ok(&c.node, &["nft", "list", "tables"]).unwrap();
+    assert!(!tables.contains("portico"), "nft tables left: {tables}");
+    let containers = std::fs::read_dir(c.state_dir().join("containers")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(containers, 0, "container records left");
+    let ps = String::from_utf8_lossy(&Command::new("ps").args(["-eo", "args"]).output().unwrap().stdout).into_owned();
+    assert!(!ps.lines().any(|l| l.contains("shim") && l.contains(&c.state_dir().display().to_string())), "{ps}");
+
     c.spawn();
     assert_eq!(c.kubectl_ok(&["get", "configmap", "kept", "-o", "jsonpath={.data.a}"]), "1");
     let after = ready_pods(&c, 2);

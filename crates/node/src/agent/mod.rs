@@ -179,6 +179,46 @@ pub async fn run(informers: Informers, cfg: Config) -> Result<(), String> {
     Err("the pod feed ended".into())
 }
 
+/// How long [`teardown`] lets containers end on SIGTERM before it kills them.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Takes the node [`run`] set up away again (`portico up` on Ctrl-C): no container starts any
+/// more, the running ones get SIGTERM and, after [`TEARDOWN_GRACE`], SIGKILL, their records go,
+/// and so does the pod network (namespaces, veths, bridge, routes, masquerade table, address
+/// records). The Pods stay in the API: the next start of the agent runs them again. Returns
+/// what could not be removed.
+pub async fn teardown(cfg: &Config) -> Vec<String> {
+    use nix::sys::signal::Signal;
+    crate::shutdown::begin();
+    let sandbox = Sandbox::new(cfg.state_dir.join("containers"), cfg.exe.clone());
+    let running = || -> Vec<String> {
+        sandbox.list().into_iter().filter(|s| !s.has_ended() && s.shim_alive).map(|s| s.id).collect()
+    };
+    let wait = |limit: Duration| async move {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline && !running().is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    for id in running() {
+        let _ = sandbox.signal(&id, Signal::SIGTERM);
+    }
+    wait(TEARDOWN_GRACE).await;
+    for id in running() {
+        let _ = sandbox.signal(&id, Signal::SIGKILL);
+    }
+    wait(Duration::from_secs(5)).await;
+    let mut problems = vec![];
+    for st in sandbox.list() {
+        if let Err(e) = sandbox.remove(&st.id) {
+            problems.push(e.to_string());
+        }
+    }
+    let bridge = cfg.cni.is_none().then_some(cfg.bridge.as_str());
+    problems.extend(crate::net::teardown(bridge, &cfg.netns_prefix, &cfg.state_dir.join("net")).await);
+    problems
+}
+
 /// Waits until node IPAM has given this node a pod CIDR.
 async fn wait_for_pod_cidr(nodes: &component::Informer<Node>, name: &str) -> Cidr {
     let mut events = nodes.subscribe();

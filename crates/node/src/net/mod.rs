@@ -181,6 +181,9 @@ impl PodNetwork {
     pub async fn attach(&self, pod: &PodRef) -> Result<Attachment, NetError> {
         check_uid(&pod.uid)?;
         let _busy = self.busy.lock().await;
+        if crate::shutdown::is_set() {
+            return Err(NetError::Config("the node is shutting down".into()));
+        }
         let ipam = self.ipam.clone();
         let uid = pod.uid.clone();
         let ip = blocking(move || ipam.allocate(&uid)).await?;
@@ -416,4 +419,60 @@ mod tests {
         cfg.bridge = "br\"0".into();
         assert!(cfg.validate().is_err());
     }
+}
+
+/// Removes what [`PodNetwork`] set up on this node, in the calling thread's network namespace:
+/// every pod namespace named with `netns_prefix` (their veths go with them), the bridge (and
+/// the service routes through it), the peer routes, the masquerade table and the address
+/// records. With CNI (`bridge` None) only the namespaces: the plugins own the rest. Best
+/// effort: each failure is reported and the rest still goes.
+pub async fn teardown(bridge: Option<&str>, netns_prefix: &str, state_dir: &Path) -> Vec<String> {
+    let mut problems = vec![];
+    if let Ok(entries) = std::fs::read_dir(NETNS_DIR) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(netns_prefix)
+                && let Err(err) = netns::remove(&e.path())
+            {
+                problems.push(err.to_string());
+            }
+        }
+    }
+    let Some(bridge) = bridge else { return problems };
+    match netns::current().and_then(|ns| Ok((netns::netlink_in(&ns, Path::new("/proc/thread-self/ns/net"))?, ns))) {
+        Ok((h, ns)) => {
+            match link::link_by_name(&h, bridge).await {
+                Ok(Some(l)) => {
+                    if let Err(e) = link::delete_link(&h, l.header.index, bridge).await {
+                        problems.push(e.to_string());
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => problems.push(e.to_string()),
+            }
+            match link::peer_routes(&h).await {
+                Ok(routes) => {
+                    for (what, (_, _, msg)) in routes {
+                        if let Err(e) = link::delete_route(&h, msg, &what).await {
+                            problems.push(e.to_string());
+                        }
+                    }
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+            let script = format!(
+                "add table ip {t}\ndelete table ip {t}\nadd table ip6 {t}\ndelete table ip6 {t}\n",
+                t = masq::TABLE
+            );
+            if let Err(e) = blocking(move || masq::apply(&ns, &script)).await {
+                problems.push(e.to_string());
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    match std::fs::remove_dir_all(state_dir.join("ips")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problems.push(format!("removing the address records: {e}")),
+    }
+    problems
 }

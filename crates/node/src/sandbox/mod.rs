@@ -118,6 +118,9 @@ impl Sandbox {
     /// failed to start ([`SandboxError::StartFailed`], with kubelet's wording).
     pub async fn start(&self, spec: &ContainerSpec) -> Result<ContainerState, SandboxError> {
         let id = spec.id.as_str();
+        if crate::shutdown::is_set() {
+            return Err(SandboxError::StartFailed { id: id.into(), message: "the node is shutting down".into() });
+        }
         spec.validate().map_err(|reason| SandboxError::InvalidSpec { id: id.into(), reason })?;
         let dir = self.dir(id)?;
         fs::create_dir_all(&self.state_dir).map_err(io_err(id, format!("creating {}", self.state_dir.display())))?;
