@@ -126,7 +126,11 @@ fn a_second_up_on_the_same_data_dir_resumes_the_cluster_and_its_pods() {
     let netns =
         String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
     assert!(!netns.contains(&pod_prefix), "pod namespaces left: {netns}");
-    assert!(!c.lab.exec(&c.node, &["ip", "link", "show", "portico0"]).unwrap().status.success(), "the bridge is gone:\n{}", c.log());
+    assert!(
+        !c.lab.exec(&c.node, &["ip", "link", "show", "portico0"]).unwrap().status.success(),
+        "the bridge is gone:\n{}",
+        c.log()
+    );
     let tables = c.lab.exec_ok(&c.node, &["nft", "list", "tables"]).unwrap();
     assert!(!tables.contains("portico"), "nft tables left: {tables}");
     let containers = std::fs::read_dir(c.state_dir().join("containers")).map(|d| d.count()).unwrap_or(0);

@@ -382,45 +382,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, NetError> + S
     tokio::task::spawn_blocking(f).await.map_err(|e| NetError::Internal(format!("blocking task failed: {e}")))?
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The agent shares one network between pod workers spawned on a multi-thread runtime.
-    #[test]
-    fn networks_and_their_futures_are_send_and_sync() {
-        fn send_sync<T: Send + Sync>(_: &T) {}
-        fn send<T: Send>(_: T) {}
-        fn check(net: &Network, pod: &PodRef) {
-            send_sync(net);
-            send(net.attach(pod));
-            send(net.detach(&pod.uid));
-            send(net.set_peer_routes(&[]));
-        }
-        let _ = check;
-    }
-
-    #[test]
-    fn uids_and_config_are_checked() {
-        for ok in ["0b0c3f5e-1a2b-4c3d-9e8f-001122334455", "a", "pod_1.x"] {
-            assert!(check_uid(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", ".", "..", "../etc", "a/b", "a b", &"x".repeat(129)] {
-            assert!(check_uid(bad).is_err(), "{bad}");
-        }
-        let mut cfg = NetConfig::new("198.18.0.0/24".parse().unwrap(), "/tmp/x");
-        assert!(cfg.validate().is_ok());
-        cfg.cluster_cidr = Some("198.19.0.0/16".parse().unwrap());
-        assert!(cfg.validate().unwrap_err().to_string().contains("does not contain pod CIDR 198.18.0.0/24"));
-        cfg.cluster_cidr = Some("198.18.0.0/15".parse().unwrap());
-        assert!(cfg.validate().is_ok());
-        cfg.bridge = "a-bridge-name-too-long".into();
-        assert!(cfg.validate().is_err());
-        cfg.bridge = "br\"0".into();
-        assert!(cfg.validate().is_err());
-    }
-}
-
 /// Removes what [`PodNetwork`] set up on this node, in the calling thread's network namespace:
 /// every pod namespace named with `netns_prefix` (their veths go with them), the bridge (and
 /// the service routes through it), the peer routes, the masquerade table and the address
@@ -475,4 +436,43 @@ pub async fn teardown(bridge: Option<&str>, netns_prefix: &str, state_dir: &Path
         Err(e) => problems.push(format!("removing the address records: {e}")),
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The agent shares one network between pod workers spawned on a multi-thread runtime.
+    #[test]
+    fn networks_and_their_futures_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        fn check(net: &Network, pod: &PodRef) {
+            send_sync(net);
+            send(net.attach(pod));
+            send(net.detach(&pod.uid));
+            send(net.set_peer_routes(&[]));
+        }
+        let _ = check;
+    }
+
+    #[test]
+    fn uids_and_config_are_checked() {
+        for ok in ["0b0c3f5e-1a2b-4c3d-9e8f-001122334455", "a", "pod_1.x"] {
+            assert!(check_uid(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "../etc", "a/b", "a b", &"x".repeat(129)] {
+            assert!(check_uid(bad).is_err(), "{bad}");
+        }
+        let mut cfg = NetConfig::new("198.18.0.0/24".parse().unwrap(), "/tmp/x");
+        assert!(cfg.validate().is_ok());
+        cfg.cluster_cidr = Some("198.19.0.0/16".parse().unwrap());
+        assert!(cfg.validate().unwrap_err().to_string().contains("does not contain pod CIDR 198.18.0.0/24"));
+        cfg.cluster_cidr = Some("198.18.0.0/15".parse().unwrap());
+        assert!(cfg.validate().is_ok());
+        cfg.bridge = "a-bridge-name-too-long".into();
+        assert!(cfg.validate().is_err());
+        cfg.bridge = "br\"0".into();
+        assert!(cfg.validate().is_err());
+    }
 }
