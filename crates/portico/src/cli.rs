@@ -39,6 +39,10 @@ pub enum Command {
     /// Run the ingress controller against a Kubernetes API: it serves the Ingresses of its
     /// IngressClass on :80 and :443.
     Ingress(Box<IngressCommandArgs>),
+    /// Remove what a `portico up` on this machine left after a crash or a kill: its pods'
+    /// processes, the pod namespaces, veths, bridge, routes and masquerade table, and the
+    /// service proxy's rules. The store is kept (the next `portico up` resumes from it).
+    Down(Box<DownArgs>),
     /// Print the version the API server reports.
     Version,
     /// Container supervisor, started by the node agent for each container (internal).
@@ -140,6 +144,16 @@ pub struct ControllersArgs {
     pub kubeconfig: Option<PathBuf>,
     #[command(flatten)]
     pub controllers: ControllerArgs,
+}
+
+/// `portico down`: the flags `portico up` was given that say where its node lives.
+#[derive(Args, Debug, Clone)]
+pub struct DownArgs {
+    /// Where the store, certificates and kubeconfig live (default: <user data dir>/portico).
+    #[arg(long, env = "PORTICO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
 }
 
 /// How the node agent runs (`portico agent`, and the one in `portico up`).
@@ -522,6 +536,26 @@ impl Cli {
                 Ok(result?)
             }
             Command::Proxy(args) => run_proxy(*args).await,
+            Command::Down(args) => {
+                node::agent::check_privileges().map_err(|why| anyhow::anyhow!("portico down needs root: {why}"))?;
+                let data_dir = default_data_dir(&args.data_dir)?;
+                let dns = node::agent::files::ClusterDns { nameserver: String::new(), domain: String::new() };
+                let mut agent = args.agent.clone();
+                // Nothing here talks to the network: any address does.
+                agent.node_ip = agent.node_ip.or(Some(IpAddr::from([127, 0, 0, 1])));
+                agent.node_name = agent.node_name.or(Some("down".into()));
+                let config = agent.config(&data_dir, "10.244.0.0/16", "10.96.0.0/12", dns)?;
+                let mut problems = node::agent::teardown(&config).await;
+                if let Err(e) = proxy::plane::cleanup() {
+                    problems.push(format!("removing the service proxy's rules: {e}"));
+                }
+                if problems.is_empty() {
+                    println!("removed the pods, the pod network and the proxy's rules of {}", data_dir.display());
+                    Ok(())
+                } else {
+                    anyhow::bail!("some of what portico up left could not be removed:\n  {}", problems.join("\n  "))
+                }
+            }
             Command::Ingress(args) => {
                 let informers = Informers::new(args.api.connect().await?);
                 let mut components = Supervisor::new();

@@ -122,22 +122,7 @@ fn a_second_up_on_the_same_data_dir_resumes_the_cluster_and_its_pods() {
     // Ctrl-C, then up again on the same data directory.
     assert!(c.interrupt(), "portico up ends on Ctrl-C:\n{}", c.log());
     // The node went with it: no pod namespace, bridge, nft table or container is left.
-    let pod_prefix = format!("{}-pod-", c.lab.prefix());
-    let netns =
-        String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
-    assert!(!netns.contains(&pod_prefix), "pod namespaces left: {netns}");
-    assert!(
-        !c.lab.exec(&c.node, &["ip", "link", "show", "portico0"]).unwrap().status.success(),
-        "the bridge is gone:\n{}",
-        c.log()
-    );
-    let tables = c.lab.exec_ok(&c.node, &["nft", "list", "tables"]).unwrap();
-    assert!(!tables.contains("portico"), "nft tables left: {tables}");
-    let containers = std::fs::read_dir(c.state_dir().join("containers")).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(containers, 0, "container records left");
-    let ps = String::from_utf8_lossy(&Command::new("ps").args(["-eo", "args"]).output().unwrap().stdout).into_owned();
-    assert!(!ps.lines().any(|l| l.contains("shim") && l.contains(&c.state_dir().display().to_string())), "{ps}");
-
+    assert_node_is_clean(&c);
     c.spawn();
     assert_eq!(c.kubectl_ok(&["get", "configmap", "kept", "-o", "jsonpath={.data.a}"]), "1");
     let after = ready_pods(&c, 2);
@@ -165,4 +150,57 @@ fn a_wildcard_dns_answers_pods_on_its_own_node() {
         let answer = curl_by_name(&c, &s(&p["metadata"]["name"]));
         assert!(answer.contains("web-"), "{answer}");
     }
+}
+
+/// Nothing of the node `portico up` ran is left: pod namespaces, the bridge, nft tables,
+/// container records and supervisors.
+fn assert_node_is_clean(c: &Cluster) {
+    let pod_prefix = format!("{}-pod-", c.lab.prefix());
+    let netns =
+        String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
+    assert!(!netns.contains(&pod_prefix), "pod namespaces left: {netns}");
+    assert!(
+        !c.lab.exec(&c.node, &["ip", "link", "show", "portico0"]).unwrap().status.success(),
+        "the bridge is gone:\n{}",
+        c.log()
+    );
+    let tables = c.lab.exec_ok(&c.node, &["nft", "list", "tables"]).unwrap();
+    assert!(!tables.contains("portico"), "nft tables left: {tables}");
+    let containers = std::fs::read_dir(c.state_dir().join("containers")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(containers, 0, "container records left");
+    let ps = String::from_utf8_lossy(&Command::new("ps").args(["-eo", "args"]).output().unwrap().stdout).into_owned();
+    assert!(!ps.lines().any(|l| l.contains("shim") && l.contains(&c.state_dir().display().to_string())), "{ps}");
+}
+
+/// After a crash (kill -9) the pods keep running, as kubelet's do; `portico down` removes them
+/// and everything else the node had.
+#[test]
+fn portico_down_removes_what_a_crashed_up_left() {
+    let Some(mut c) = Cluster::new("updown", &[]) else { return };
+    c.auto_dns = true;
+    c.spawn();
+    web(&c);
+    let pods = ready_pods(&c, 2);
+    c.kill9();
+    let ip = s(&pods[0]["status"]["podIP"]);
+    assert!(c.curl(&ip, 8080).is_some(), "pods outlive a crashed portico up");
+    let prefix = format!("{}-pod-", c.lab.prefix());
+    let out = c
+        .lab
+        .exec(
+            &c.node,
+            &[
+                env!("CARGO_BIN_EXE_portico"),
+                "down",
+                "--data-dir",
+                c.data_dir.path().to_str().unwrap(),
+                "--netns-prefix",
+                &prefix,
+            ],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed the pods"));
+    assert_node_is_clean(&c);
+    assert!(c.curl(&ip, 8080).is_none(), "the pod no longer answers");
 }
