@@ -2,6 +2,7 @@
 
 use crate::dns_args::{DnsArgs, UpDnsArgs};
 use crate::ingress_args::{IngressArgs, IngressCommandArgs};
+use crate::progress;
 use crate::proxy_args::{ProxyArgs, ProxyCommandArgs};
 use clap::{Args, Parser, Subcommand};
 use component::{Informers, Supervisor};
@@ -402,6 +403,7 @@ impl Cli {
                 };
                 let mut node_config = None;
                 let mut proxy_runs = false;
+                let mut waiting = vec![];
                 if !args.no_agent {
                     match node::agent::check_privileges() {
                         Ok(()) => {
@@ -440,6 +442,36 @@ impl Cli {
                             }
                             node_config = Some(config.clone());
                             proxy_runs = !args.proxy.no_proxy;
+                            waiting.push(progress::Component {
+                                name: "node agent",
+                                ready: progress::Ready::Node(config.node_name.clone()),
+                                detail: format!("node {} ({}) Ready", config.node_name, config.node_ip),
+                            });
+                            if proxy_runs {
+                                waiting.push(progress::Component {
+                                    name: "service proxy",
+                                    ready: progress::Ready::Http(
+                                        progress::local(args.proxy.healthz_bind_address),
+                                        "/healthz",
+                                    ),
+                                    detail: format!("{} rules synced", args.proxy.proxy_mode),
+                                });
+                            }
+                            if !args.ingress.no_ingress {
+                                waiting.push(progress::Component {
+                                    name: "ingress controller",
+                                    ready: progress::Ready::Http(
+                                        progress::local(args.ingress.ingress_metrics_bind),
+                                        "/healthz",
+                                    ),
+                                    detail: format!(
+                                        "HTTP {}, HTTPS {}, IngressClass {}",
+                                        args.ingress.ingress_http_bind,
+                                        args.ingress.ingress_https_bind,
+                                        args.ingress.ingress_class
+                                    ),
+                                });
+                            }
                             components.spawn("node agent", node::agent::run(informers.clone(), config));
                         }
                         Err(why) => {
@@ -447,6 +479,7 @@ impl Cli {
                         }
                     }
                 }
+                tokio::spawn(progress::report(informers.clone(), waiting, running.kubeconfig.clone()));
                 let result = components.run_until(wait_for_shutdown()).await;
                 tracing::info!("shutting down");
                 // The node goes with the process: its pods stop and everything it set up in the

@@ -80,6 +80,12 @@ fn up_starts_when_port_53_is_taken_and_everything_resolves_through_kube_dns() {
     });
     assert!(held, "the stand-in resolver holds port 53");
     c.spawn();
+    // Each component as it is ready, then one line with the next command.
+    let ok = eventually(Duration::from_secs(60), || c.log().contains("Portico is up"));
+    assert!(ok, "the status line:\n{}", c.log());
+    for line in ["ready  node agent", "ready  service proxy", "ready  ingress controller", "export KUBECONFIG="] {
+        assert!(c.log().contains(line), "{line}:\n{}", c.log());
+    }
 
     let ok = eventually(Duration::from_secs(30), || kube_dns_endpoint(&c) == Some((node_ip.clone(), 10053)));
     assert!(ok, "kube-dns points at the DNS on {node_ip}:10053: {:?}\n{}", kube_dns_endpoint(&c), c.log());

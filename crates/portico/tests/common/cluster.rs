@@ -174,7 +174,7 @@ impl Cluster {
             .arg(format!("{}-pod-", self.lab.prefix()))
             .args(&self.extra)
             .env("RUST_LOG", "info,proxy=debug")
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log);
         self.up = Some(self.lab.spawn(&self.node, cmd).unwrap());
         let ok = eventually(Duration::from_secs(60), || {
