@@ -344,13 +344,15 @@ impl ServerArgs {
 }
 
 impl ServerArgs {
-    /// Refuses overlapping pod and service ranges, and a node address inside either.
+    /// Refuses overlapping pod and service ranges, and a node address inside either. A range
+    /// that does not parse is left to the component that reads it, which names it.
     fn check_ranges(&self, node_ip: Option<(IpAddr, &str)>) -> anyhow::Result<()> {
-        let pods: api::net::Cidr =
-            self.controllers.cluster_cidr.parse().map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
-        let services = apiserver::services::ServiceNetworkConfig::parse_cidrs(&self.service_cluster_ip_range)
-            .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
-        let mut ranges = vec![crate::ranges::Range { what: "pod range", flag: "--cluster-cidr", cidr: pods }];
+        let mut ranges = vec![];
+        if let Ok(cidr) = self.controllers.cluster_cidr.parse::<api::net::Cidr>() {
+            ranges.push(crate::ranges::Range { what: "pod range", flag: "--cluster-cidr", cidr });
+        }
+        let services =
+            apiserver::services::ServiceNetworkConfig::parse_cidrs(&self.service_cluster_ip_range).unwrap_or_default();
         for cidr in services {
             ranges.push(crate::ranges::Range { what: "service range", flag: "--service-cluster-ip-range", cidr });
         }

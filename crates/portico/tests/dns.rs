@@ -502,14 +502,7 @@ async fn an_upstream_that_is_this_server_is_not_used() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _child = Kill(child);
+    let _child = common::Killed(child);
     assert!(eventually(Duration::from_secs(20), || common::dns::try_ask(me, "example.org", rtype::A, false).is_some()));
     let m = ask(me, "example.org", rtype::A, false);
     assert_eq!(wire::rcode::name(m.header.rcode()), "SERVFAIL");
@@ -611,14 +604,7 @@ async fn a_wildcard_bound_dns_answers_from_the_address_it_was_asked_on() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _child = Kill(child);
+    let _child = common::Killed(child);
     let asked: SocketAddr = ([127, 0, 0, 2], port).into();
     let ask_connected = |name: &str| -> Option<Vec<u8>> {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

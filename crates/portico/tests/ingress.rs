@@ -131,16 +131,7 @@ impl Lab {
     }
 
     fn wait_ready(&self, app: &str, n: usize) -> Vec<Value> {
-        let ok = eventually(Duration::from_secs(120), || {
-            let pods = self.c.pods(&format!("app={app}"));
-            pods.iter().filter(|p| is_ready(p) && p["metadata"]["deletionTimestamp"].is_null()).count() == n
-        });
-        assert!(ok, "{app}: {n} ready pods:\n{}\n{}", self.c.kubectl_ok(&["get", "pods", "-o", "wide"]), self.c.log());
-        self.c
-            .pods(&format!("app={app}"))
-            .into_iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .collect()
+        self.c.wait_ready(app, n)
     }
 
     /// curl from the external client; `--resolve` sends `host` to the node, as the README does.

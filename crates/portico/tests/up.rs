@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::cluster::{Cluster, is_ready, s};
+use common::cluster::{Cluster, s};
 use common::eventually;
 use serde_json::{Value, json};
 
@@ -48,11 +48,7 @@ fn web(c: &Cluster) {
 }
 
 fn ready_pods(c: &Cluster, n: usize) -> Vec<Value> {
-    let ok = eventually(Duration::from_secs(90), || {
-        c.pods("app=web").iter().filter(|p| is_ready(p) && p["metadata"]["deletionTimestamp"].is_null()).count() == n
-    });
-    assert!(ok, "{n} ready pods:\n{}\n{}", c.kubectl_ok(&["get", "pods", "-o", "wide"]), c.log());
-    c.pods("app=web")
+    c.wait_ready("web", n)
 }
 
 /// From a pod, by name through the cluster DNS (10.96.0.10) and the ClusterIP.

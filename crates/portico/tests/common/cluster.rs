@@ -247,6 +247,19 @@ impl Cluster {
         serde_json::from_str(&self.kubectl_ok(&a)).unwrap()
     }
 
+    /// Waits (2 min at most) until exactly `n` pods labelled `app=<app>` and not being deleted
+    /// are Ready; returns those not being deleted.
+    pub fn wait_ready(&self, app: &str, n: usize) -> Vec<Value> {
+        let live = |pods: Vec<Value>| -> Vec<Value> {
+            pods.into_iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).collect()
+        };
+        let ok = eventually(Duration::from_secs(120), || {
+            live(self.pods(&format!("app={app}"))).iter().filter(|p| is_ready(p)).count() == n
+        });
+        assert!(ok, "{app}: {n} ready pods:\n{}\n{}", self.kubectl_ok(&["get", "pods", "-o", "wide"]), self.log());
+        live(self.pods(&format!("app={app}")))
+    }
+
     pub fn pods(&self, selector: &str) -> Vec<Value> {
         self.json(&["get", "pods", "-l", selector])["items"].as_array().cloned().unwrap_or_default()
     }

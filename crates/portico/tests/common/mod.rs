@@ -187,6 +187,16 @@ pub async fn set_pod_status(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, n
 }
 
 /// Waits until `f` returns true, up to `timeout`.
+/// A child process of the test, killed (by its PID) and reaped when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
