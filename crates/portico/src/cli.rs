@@ -729,9 +729,20 @@ async fn bind_dns(args: &UpDnsArgs, node_ip: Option<IpAddr>) -> anyhow::Result<(
     };
     let advice = "choose other addresses with --dns-listen, --dns-health, --dns-ready and --dns-metrics, \
                   or run without DNS with --no-dns";
-    for (i, addr) in candidates.iter().enumerate() {
+    let mut i = 0;
+    while let Some(addr) = candidates.get(i) {
         config.listen = *addr;
         match dns::bind(config.clone()).await {
+            // A taken health or metrics port (8080 often is) costs those endpoints, not the DNS.
+            Err(e @ dns::Error::Bind { what: "HTTP", .. })
+                if config.health.or(config.ready).or(config.metrics).is_some() =>
+            {
+                tracing::warn!(
+                    "{e}: the cluster DNS runs without /health, /ready and /metrics \
+                     (choose other addresses with --dns-health, --dns-ready and --dns-metrics)"
+                );
+                (config.health, config.ready, config.metrics) = (None, None, None);
+            }
             Ok(bound) => {
                 if i > 0 {
                     tracing::warn!(
@@ -743,6 +754,7 @@ async fn bind_dns(args: &UpDnsArgs, node_ip: Option<IpAddr>) -> anyhow::Result<(
             }
             Err(e @ dns::Error::Bind { what: "UDP" | "TCP", .. }) if i + 1 < candidates.len() => {
                 tracing::info!("{e}; trying the next address");
+                i += 1;
             }
             Err(e) => return Err(anyhow::anyhow!("{e} ({advice})")),
         }

@@ -69,12 +69,18 @@ fn up_starts_when_port_53_is_taken_and_everything_resolves_through_kube_dns() {
     let Some(mut c) = Cluster::new("updns", &[]) else { return };
     c.auto_dns = true;
     let node_ip = c.node.ip().to_string();
-    // dnsmasq-style: port 53 held on every address of the machine.
+    // dnsmasq-style: port 53 held on every address of the machine; and a development server on
+    // 8080, where the DNS's /health would go.
     let sq = c.lab.spawn(&c.node, squatter("0.0.0.0")).unwrap();
+    let mut dev = Command::new("python3");
+    dev.args(["-m", "http.server", "--bind", "0.0.0.0", "8080"]);
+    let _dev = c.lab.spawn(&c.node, dev).unwrap();
     let held = eventually(Duration::from_secs(5), || {
-        c.lab.exec(&c.node, &["ss", "-Hlun", "sport = :53"]).is_ok_and(|o| !o.stdout.is_empty())
+        let udp = c.lab.exec(&c.node, &["ss", "-Hlun", "sport = :53"]).is_ok_and(|o| !o.stdout.is_empty());
+        let tcp = c.lab.exec(&c.node, &["ss", "-Hltn", "sport = :8080"]).is_ok_and(|o| !o.stdout.is_empty());
+        udp && tcp
     });
-    assert!(held, "the stand-in resolver holds port 53");
+    assert!(held, "the stand-ins hold ports 53 and 8080");
     c.spawn();
     // Each component as it is ready, then one line with the next command.
     let ok = eventually(Duration::from_secs(60), || c.log().contains("Portico is up"));
@@ -86,6 +92,7 @@ fn up_starts_when_port_53_is_taken_and_everything_resolves_through_kube_dns() {
     let ok = eventually(Duration::from_secs(30), || kube_dns_endpoint(&c) == Some((node_ip.clone(), 10053)));
     assert!(ok, "kube-dns points at the DNS on {node_ip}:10053: {:?}\n{}", kube_dns_endpoint(&c), c.log());
     assert!(c.log().contains("cluster DNS listens on"), "{}", c.log());
+    assert!(c.log().contains("runs without /health, /ready and /metrics"), "{}", c.log());
     // The machine itself asks 10.96.0.10:53 and the proxy takes it to 10053.
     c.lab.register("10.96.0.0/12").unwrap();
     let ok = eventually(Duration::from_secs(15), || {
