@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, RwLock};
@@ -177,12 +178,23 @@ fn nginx_config(dir: &Path, http: u16, https: u16, backend: SocketAddr) -> Strin
     conf
 }
 
-/// Ends nginx (by its PID) when the benchmark ends.
+/// Ends nginx when the benchmark ends: SIGTERM to its process group (the master and its
+/// workers, which a SIGKILLed master would leave behind), SIGKILL if it lingers.
 struct Nginx(Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = -(self.0.id() as libc::pid_t);
+        // SAFETY: kill(2) on the process group this benchmark created for nginx.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        for _ in 0..50 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: as above; workers that outlived the master go too.
+        unsafe { libc::kill(group, libc::SIGKILL) };
         let _ = self.0.wait();
     }
 }
@@ -203,6 +215,7 @@ fn start_nginx(dir: &Path, http: u16, https: u16, backend: SocketAddr) -> Nginx 
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
+        .process_group(0)
         .spawn()
         .expect("nginx starts");
     Nginx(child)
