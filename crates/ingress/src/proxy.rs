@@ -26,6 +26,10 @@ type Client = HyperClient<Connector, Body>;
 
 /// nginx's `proxy_next_upstream_tries` default in ingress-nginx.
 const TRIES: usize = 3;
+/// Idempotent requests with a declared body up to this size are read first, so they can be
+/// sent again to the next endpoint (nginx's client_body_buffer_size is 8-16 KiB in memory, the
+/// rest on disk).
+const REPLAY_LIMIT: u64 = 64 * 1024;
 
 /// What every connection handler shares.
 pub struct Shared {
@@ -113,8 +117,26 @@ pub async fn handle(shared: Arc<Shared>, conn: Conn, mut req: Request<Incoming>)
     let pinned =
         a.affinity.as_ref().and_then(|aff| cookie(req.headers(), &aff.name)).and_then(|v| upstream.by_cookie(&v));
     let (parts, incoming) = req.into_parts();
-    let retryable = is_idempotent(&parts.method) && incoming.is_end_stream();
-    let mut request_body = Some(Guarded::new(incoming, a.body_size_limit, a.send_timeout).boxed_unsync());
+    // An idempotent request can go to the next endpoint when its connection fails, if its body
+    // can be sent again: none, or a small one read into memory first (nginx buffers bodies).
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut replay: Option<Bytes> = None;
+    let mut request_body = None;
+    if is_idempotent(&parts.method) && incoming.is_end_stream() {
+        replay = Some(Bytes::new());
+    } else if is_idempotent(&parts.method) && declared.is_some_and(|n| n <= REPLAY_LIMIT) {
+        let read = tokio::time::timeout(a.send_timeout, incoming.collect()).await;
+        match read {
+            Ok(Ok(collected)) => replay = Some(collected.to_bytes()),
+            _ => {
+                let resp = text(StatusCode::BAD_REQUEST, "400 Bad Request: the request body did not arrive\n");
+                return finish(&shared, conn, &method, &host_header, &path, Some(&m), None, started, resp);
+            }
+        }
+    } else {
+        request_body = Some(Guarded::new(incoming, a.body_size_limit, a.send_timeout).boxed_unsync());
+    }
+    let retryable = replay.is_some();
     let client = shared.client(a.backend_protocol, a.connect_timeout);
 
     let mut tried: Vec<SocketAddr> = vec![];
@@ -128,9 +150,10 @@ pub async fn handle(shared: Arc<Shared>, conn: Conn, mut req: Request<Incoming>)
             return finish(&shared, conn, &method, &host_header, &path, Some(&m), tried.last().copied(), started, resp);
         };
         tried.push(endpoint);
-        let body = match retryable {
-            true => body::empty(),
-            false => request_body.take().unwrap_or_else(body::empty),
+        let body = match &replay {
+            Some(bytes) if bytes.is_empty() => body::empty(),
+            Some(bytes) => body::full(bytes.clone()),
+            None => request_body.take().unwrap_or_else(body::empty),
         };
         let out = upstream_request(
             &parts,

@@ -289,6 +289,11 @@ async fn idempotent_requests_move_to_the_next_endpoint_when_a_connection_fails()
         let a = get(addr, "mixed.test").await;
         assert_eq!((a.status, a.body.as_str()), (200, "live GET /x 0 127.0.0.1"));
     }
+    // A PUT with a small body is idempotent: read first, sent again to the next endpoint.
+    for _ in 0..6 {
+        let a = request(addr, "PUT", "mixed.test", "/doc", b"four".to_vec(), &[]).await;
+        assert_eq!((a.status, a.body.as_str()), (200, "live PUT /doc 4 127.0.0.1"));
+    }
     // A POST is not repeated: some of them meet a dead endpoint and get 502.
     let mut statuses = vec![];
     for _ in 0..6 {
