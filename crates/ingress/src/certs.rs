@@ -3,7 +3,7 @@
 //! for everything else. rustls asks the [`Resolver`] on every handshake, so swapping the store
 //! changes certificates for new connections without touching open ones.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -21,7 +21,7 @@ pub struct CertStore {
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     /// Hosts listed under some `spec.tls`, with or without a usable certificate (their HTTP
     /// requests are redirected to HTTPS either way, as ingress-nginx does).
-    tls_hosts: HashMap<String, ()>,
+    tls_hosts: HashSet<String>,
     default: Arc<CertifiedKey>,
 }
 
@@ -36,7 +36,7 @@ impl fmt::Debug for CertStore {
 
 impl CertStore {
     pub fn new(default: Arc<CertifiedKey>) -> CertStore {
-        CertStore { exact: HashMap::new(), wildcard: HashMap::new(), tls_hosts: HashMap::new(), default }
+        CertStore { exact: HashMap::new(), wildcard: HashMap::new(), tls_hosts: HashSet::new(), default }
     }
 
     /// Serves `key` for `host` (`*.example.com` for one label under example.com). The first
@@ -50,13 +50,13 @@ impl CertStore {
     }
 
     pub fn mark_tls(&mut self, host: &str) {
-        self.tls_hosts.insert(host.to_ascii_lowercase(), ());
+        self.tls_hosts.insert(host.to_ascii_lowercase());
     }
 
     /// Whether `host` (lowercase, no port) is a TLS host of some Ingress.
     pub fn is_tls_host(&self, host: &str) -> bool {
-        self.tls_hosts.contains_key(host)
-            || host.split_once('.').is_some_and(|(_, suffix)| self.tls_hosts.contains_key(&format!("*.{suffix}")))
+        self.tls_hosts.contains(host)
+            || host.split_once('.').is_some_and(|(_, suffix)| self.tls_hosts.contains(&format!("*.{suffix}")))
     }
 
     pub fn find(&self, server_name: Option<&str>) -> Arc<CertifiedKey> {

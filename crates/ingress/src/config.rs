@@ -3,7 +3,7 @@
 //! value replaces the old one atomically; requests in flight keep the value they started with,
 //! so no change ever drops a request or a connection (there is no reload).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -83,10 +83,10 @@ impl Builder {
 
         let mut inputs = vec![];
         let mut served: Vec<(Arc<Ingress>, Payload)> = vec![];
-        let mut seen = HashMap::new();
+        let mut seen = HashSet::new();
         for ing in ingresses {
             let r = ingress_ref(&ing);
-            seen.insert(r.clone(), ());
+            seen.insert(r.clone());
             let annotations: BTreeMap<String, String> = ing.metadata.annotations.clone().unwrap_or_default();
             let (ing, payload) = match annotations::parse(&annotations) {
                 Ok(parsed) => {
@@ -133,7 +133,7 @@ impl Builder {
             });
             served.push((ing, payload));
         }
-        self.last_good.retain(|k, _| seen.contains_key(k));
+        self.last_good.retain(|k, _| seen.contains(k));
 
         let (table, problems) = Table::build(inputs);
         for p in problems {
@@ -179,7 +179,7 @@ impl Builder {
         notices: &mut Vec<Notice>,
     ) -> CertStore {
         let mut store = CertStore::new(self.default_cert.clone());
-        let mut used = HashMap::new();
+        let mut used = HashSet::new();
         for (ing, payload) in served {
             let r = &payload.ingress;
             let Some(spec) = &ing.spec else { continue };
@@ -194,7 +194,7 @@ impl Builder {
                 }
                 let Some(secret_name) = tls.secret_name.as_deref().filter(|s| !s.is_empty()) else { continue };
                 let key = (r.namespace.clone(), secret_name.to_owned());
-                used.insert(key.clone(), ());
+                used.insert(key.clone());
                 let cert = match world.secret(&r.namespace, secret_name) {
                     None => Err(format!("secret {}/{secret_name} not found", r.namespace)),
                     Some(secret) => self.parse_cert(key, &secret),
@@ -214,7 +214,7 @@ impl Builder {
                 }
             }
         }
-        self.parsed_certs.retain(|k, _| used.contains_key(k));
+        self.parsed_certs.retain(|k, _| used.contains(k));
         store
     }
 

@@ -90,26 +90,30 @@ fn new_client(protocol: BackendProtocol, connect_timeout: Duration) -> Client {
 
 /// Handles one request; never fails (errors become 4xx/5xx answers).
 pub async fn handle(shared: Arc<Shared>, conn: Conn, mut req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
     let config = shared.config();
-    let host_header = host_of(&req);
-    let host = normalize_host(&host_header);
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let Some(m) = config.table.lookup(&host_header, &path) else {
+    let seen = Seen {
+        shared: &shared,
+        conn,
+        method: req.method().clone(),
+        host: host_of(&req),
+        path: req.uri().path().to_owned(),
+        started: Instant::now(),
+    };
+    let host = normalize_host(&seen.host);
+    let Some(m) = config.table.lookup(&seen.host, &seen.path) else {
         let resp = text(StatusCode::NOT_FOUND, "default backend - 404\n");
-        return finish(&shared, conn, &method, &host_header, &path, None, None, started, resp);
+        return seen.finish(None, None, resp);
     };
     let settings: &Settings = &m.route.payload;
     let a = &settings.annotations;
 
     if let Some(resp) = early_answer(a, &config, conn, &host, &req) {
-        return finish(&shared, conn, &method, &host_header, &path, Some(&m), None, started, resp);
+        return seen.finish(Some(&m), None, resp);
     }
     let upstream = config.upstreams.get(&m.route.backend).cloned();
     let Some(upstream) = upstream.filter(|u| !u.endpoints().is_empty()) else {
         let resp = text(StatusCode::SERVICE_UNAVAILABLE, "503 Service Temporarily Unavailable: no ready endpoints\n");
-        return finish(&shared, conn, &method, &host_header, &path, Some(&m), None, started, resp);
+        return seen.finish(Some(&m), None, resp);
     };
 
     let client_upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
@@ -130,7 +134,7 @@ pub async fn handle(shared: Arc<Shared>, conn: Conn, mut req: Request<Incoming>)
             Ok(Ok(collected)) => replay = Some(collected.to_bytes()),
             _ => {
                 let resp = text(StatusCode::BAD_REQUEST, "400 Bad Request: the request body did not arrive\n");
-                return finish(&shared, conn, &method, &host_header, &path, Some(&m), None, started, resp);
+                return seen.finish(Some(&m), None, resp);
             }
         }
     } else {
@@ -147,7 +151,7 @@ pub async fn handle(shared: Arc<Shared>, conn: Conn, mut req: Request<Incoming>)
         };
         let Some(endpoint) = next else {
             let resp = text(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
-            return finish(&shared, conn, &method, &host_header, &path, Some(&m), tried.last().copied(), started, resp);
+            return seen.finish(Some(&m), tried.last().copied(), resp);
         };
         tried.push(endpoint);
         let body = match &replay {
@@ -162,7 +166,7 @@ pub async fn handle(shared: Arc<Shared>, conn: Conn, mut req: Request<Incoming>)
             &target,
             a.backend_protocol,
             conn,
-            &host_header,
+            &seen.host,
             client_upgrade.is_some(),
         );
         match tokio::time::timeout(a.read_timeout, client.request(out)).await {
@@ -179,11 +183,11 @@ pub async fn handle(shared: Arc<Shared>, conn: Conn, mut req: Request<Incoming>)
                     false => StatusCode::BAD_GATEWAY,
                 };
                 let resp = text(status, &format!("{status}\n"));
-                return finish(&shared, conn, &method, &host_header, &path, Some(&m), Some(endpoint), started, resp);
+                return seen.finish(Some(&m), Some(endpoint), resp);
             }
             Err(_) => {
                 let resp = text(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Time-out\n");
-                return finish(&shared, conn, &method, &host_header, &path, Some(&m), Some(endpoint), started, resp);
+                return seen.finish(Some(&m), Some(endpoint), resp);
             }
         }
     };
@@ -204,7 +208,7 @@ pub async fn handle(shared: Arc<Shared>, conn: Conn, mut req: Request<Incoming>)
             }
         });
         let resp = Response::from_parts(head, body::empty());
-        return finish(&shared, conn, &method, &host_header, &path, Some(&m), Some(endpoint), started, resp);
+        return seen.finish(Some(&m), Some(endpoint), resp);
     }
     strip_hop_by_hop(&mut head.headers, false);
     if let Some(aff) = &a.affinity
@@ -231,7 +235,7 @@ pub async fn handle(shared: Arc<Shared>, conn: Conn, mut req: Request<Incoming>)
         }
     }
     let resp = Response::from_parts(head, Guarded::new(upstream_body, None, a.read_timeout).boxed_unsync());
-    finish(&shared, conn, &method, &host_header, &path, Some(&m), Some(endpoint), started, resp)
+    seen.finish(Some(&m), Some(endpoint), resp)
 }
 
 /// Answers that need no backend: the allow list, redirects and app-root.
@@ -466,61 +470,68 @@ fn redirect(status: StatusCode, location: &str) -> Response<Body> {
     r
 }
 
-/// Counts the request and writes its access log line once the response body has gone out.
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    shared: &Arc<Shared>,
+/// What the access log and the metrics say of a request, gathered as it arrives.
+struct Seen<'a> {
+    shared: &'a Arc<Shared>,
     conn: Conn,
-    method: &Method,
-    host: &str,
-    path: &str,
-    m: Option<&Matched<'_, Arc<Settings>>>,
-    upstream: Option<SocketAddr>,
+    method: Method,
+    host: String,
+    path: String,
     started: Instant,
-    resp: Response<Body>,
-) -> Response<Body> {
-    let status = resp.status();
-    let (namespace, ingress, service, rule_host, rule_path) = match m {
-        Some(m) => (
-            m.route.ingress.namespace.clone(),
-            m.route.ingress.name.clone(),
-            m.route.backend.service.clone(),
-            m.route.host.clone().unwrap_or_default(),
-            m.route.path.clone(),
-        ),
-        None => Default::default(),
-    };
-    let labels = RequestLabels {
-        namespace,
-        ingress,
-        service,
-        host: rule_host,
-        path: rule_path,
-        method: method.as_str().to_owned(),
-        status: status.as_u16().to_string(),
-    };
-    let shared = shared.clone();
-    let (host, path, method) = (host.to_owned(), path.to_owned(), method.clone());
-    let done = move |bytes: u64| {
-        let took = started.elapsed();
-        shared.metrics.requests.get_or_create(&labels).inc();
-        shared.metrics.request_duration.get_or_create(&labels).observe(took.as_secs_f64());
-        tracing::info!(
-            target: "ingress::access",
-            remote = %conn.remote.ip(),
-            %method,
-            %host,
-            %path,
-            status = status.as_u16(),
-            bytes,
-            seconds = took.as_secs_f64(),
-            upstream = upstream.map(|u| u.to_string()).unwrap_or_default(),
-            ingress = %format!("{}/{}", labels.namespace, labels.ingress),
-            service = %labels.service,
-        );
-    };
-    let (head, b) = resp.into_parts();
-    Response::from_parts(head, Counted::new(b, done).boxed_unsync())
+}
+
+impl Seen<'_> {
+    /// Counts the request and writes its access log line once the response body has gone out.
+    fn finish(
+        self,
+        m: Option<&Matched<'_, Arc<Settings>>>,
+        upstream: Option<SocketAddr>,
+        resp: Response<Body>,
+    ) -> Response<Body> {
+        let status = resp.status();
+        let (namespace, ingress, service, rule_host, rule_path) = match m {
+            Some(m) => (
+                m.route.ingress.namespace.clone(),
+                m.route.ingress.name.clone(),
+                m.route.backend.service.clone(),
+                m.route.host.clone().unwrap_or_default(),
+                m.route.path.clone(),
+            ),
+            None => Default::default(),
+        };
+        let labels = RequestLabels {
+            namespace,
+            ingress,
+            service,
+            host: rule_host,
+            path: rule_path,
+            method: self.method.as_str().to_owned(),
+            status: status.as_u16().to_string(),
+        };
+        let shared = self.shared.clone();
+        let (conn, started) = (self.conn, self.started);
+        let Seen { host, path, method, .. } = self;
+        let done = move |bytes: u64| {
+            let took = started.elapsed();
+            shared.metrics.requests.get_or_create(&labels).inc();
+            shared.metrics.request_duration.get_or_create(&labels).observe(took.as_secs_f64());
+            tracing::info!(
+                target: "ingress::access",
+                remote = %conn.remote.ip(),
+                %method,
+                %host,
+                %path,
+                status = status.as_u16(),
+                bytes,
+                seconds = took.as_secs_f64(),
+                upstream = upstream.map(|u| u.to_string()).unwrap_or_default(),
+                ingress = %format!("{}/{}", labels.namespace, labels.ingress),
+                service = %labels.service,
+            );
+        };
+        let (head, b) = resp.into_parts();
+        Response::from_parts(head, Counted::new(b, done).boxed_unsync())
+    }
 }
 
 #[cfg(test)]

@@ -61,30 +61,38 @@ struct Informed {
     class: String,
 }
 
+fn ours(c: &IngressClass) -> bool {
+    c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(CONTROLLER)
+}
+
 impl Informed {
-    fn serves(&self, ing: &Ingress) -> bool {
+    /// Whether one of our IngressClasses is the cluster's default (then class-less Ingresses
+    /// are ours).
+    fn default_is_ours(&self) -> bool {
+        let mut default = false;
+        self.classes.for_each(|c| {
+            let marked = c.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION));
+            default |= ours(c) && marked.is_some_and(|v| v == "true");
+        });
+        default
+    }
+
+    fn serves(&self, ing: &Ingress, default_is_ours: bool) -> bool {
         let named =
             ing.spec.as_ref().and_then(|s| s.ingress_class_name.clone()).or_else(|| {
                 ing.metadata.annotations.as_ref().and_then(|a| a.get("kubernetes.io/ingress.class").cloned())
             });
-        let ours = |c: &IngressClass| c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(CONTROLLER);
         match named {
             Some(name) => name == self.class || self.classes.get("", &name).is_some_and(|c| ours(&c)),
-            None => {
-                let mut default = false;
-                self.classes.for_each(|c| {
-                    let marked = c.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION));
-                    default |= ours(c) && marked.is_some_and(|v| v == "true");
-                });
-                default
-            }
+            None => default_is_ours,
         }
     }
 }
 
 impl World for Informed {
     fn ingresses(&self) -> Vec<Arc<Ingress>> {
-        self.ingresses.state().into_iter().filter(|i| self.serves(i)).collect()
+        let default_is_ours = self.default_is_ours();
+        self.ingresses.state().into_iter().filter(|i| self.serves(i, default_is_ours)).collect()
     }
     fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
         self.services.get(namespace, name)
@@ -155,12 +163,22 @@ pub async fn run(informers: Informers, opts: Options) -> Result<(), Error> {
     world.secrets.ready().await;
 
     let mut builder = Builder::new(default_cert);
+    // Events and status go out from their own task: a slow API must not hold back the next
+    // configuration (endpoint changes), only the reports, which always carry the latest notices.
+    let (notify, mut latest) = tokio::sync::watch::channel(Vec::<Notice>::new());
     let mut reporter = Reporter::new(informers.client().clone(), opts.publish_addresses.clone());
+    let reported = world.clone();
+    tokio::spawn(async move {
+        while latest.changed().await.is_ok() {
+            let notices = latest.borrow_and_update().clone();
+            reporter.report(&reported, notices).await;
+        }
+    });
     let (config, notices) = builder.build(world.as_ref());
     *store.write().unwrap_or_else(|e| e.into_inner()) = config.certs.clone();
     shared.set_config(config);
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    reporter.report(&world, notices).await;
+    let _ = notify.send(notices);
 
     let mut servers = tokio::task::JoinSet::new();
     if let Some(l) = http_listener {
@@ -180,7 +198,7 @@ pub async fn run(informers: Informers, opts: Options) -> Result<(), Error> {
         let (config, notices) = builder.build(world.as_ref());
         *store.write().unwrap_or_else(|e| e.into_inner()) = config.certs.clone();
         shared.set_config(config);
-        reporter.report(&world, notices).await;
+        let _ = notify.send(notices);
     }
 }
 

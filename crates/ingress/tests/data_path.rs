@@ -83,30 +83,38 @@ async fn serve(objects: &Objects) -> SocketAddr {
     addr
 }
 
-/// A backend answering "<name> <method> <path> <body length>", after `delay`.
-async fn http_backend(name: &'static str, delay: Duration) -> u16 {
+/// A listener on 127.0.0.1 whose every connection is handed to `serve`; returns its port.
+async fn accept_each<F, Fut>(serve: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
-                    let (parts, body) = req.into_parts();
-                    let len = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
-                    tokio::time::sleep(delay).await;
-                    let xff =
-                        parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                    let text = format!("{name} {} {} {len} {xff}", parts.method, parts.uri.path());
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(text))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                    .await;
-            });
+            tokio::spawn(serve(tcp));
         }
     });
     port
+}
+
+/// A backend answering "<name> <method> <path> <body length>", after `delay`.
+async fn http_backend(name: &'static str, delay: Duration) -> u16 {
+    accept_each(move |tcp| async move {
+        let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
+            let (parts, body) = req.into_parts();
+            let len = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+            tokio::time::sleep(delay).await;
+            let xff = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let text = format!("{name} {} {} {len} {xff}", parts.method, parts.uri.path());
+            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(text))))
+        });
+        let _ =
+            hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), svc).await;
+    })
+    .await
 }
 
 /// A TLS backend with a self-signed certificate (backend-protocol: HTTPS).
@@ -120,53 +128,41 @@ async fn https_backend() -> u16 {
     let mut config = (*config).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let svc = hyper::service::service_fn(|_req| async {
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"over tls"))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                    .await;
+    accept_each(move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let svc = hyper::service::service_fn(|_req| async {
+                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"over tls"))))
             });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await;
         }
-    });
-    port
+    })
+    .await
 }
 
 /// An HTTP/2 cleartext backend that answers like a gRPC server: a body, then trailers.
 async fn grpc_backend() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let te = req.headers().get("te").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
-                    let mut trailers = http::HeaderMap::new();
-                    trailers.insert("grpc-status", "0".parse().unwrap());
-                    trailers.insert("x-te-seen", te.parse().unwrap());
-                    let frames: Vec<Result<Frame<Bytes>, Infallible>> =
-                        vec![Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi"))), Ok(Frame::trailers(trailers))];
-                    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
-                    let mut resp = hyper::Response::new(body);
-                    resp.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
-                    Ok::<_, Infallible>(resp)
-                });
-                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
-    });
-    port
+    accept_each(|tcp| async move {
+        let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+            let te = req.headers().get("te").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().unwrap());
+            trailers.insert("x-te-seen", te.parse().unwrap());
+            let frames: Vec<Result<Frame<Bytes>, Infallible>> =
+                vec![Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi"))), Ok(Frame::trailers(trailers))];
+            let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+            let mut resp = hyper::Response::new(body);
+            resp.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
+            Ok::<_, Infallible>(resp)
+        });
+        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+            .await;
+    })
+    .await
 }
 
 /// A port nothing listens on (connections to it are refused).

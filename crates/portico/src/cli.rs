@@ -444,36 +444,7 @@ impl Cli {
                             }
                             node_config = Some(config.clone());
                             proxy_runs = !args.proxy.no_proxy;
-                            waiting.push(progress::Component {
-                                name: "node agent",
-                                ready: progress::Ready::Node(config.node_name.clone()),
-                                detail: format!("node {} ({}) Ready", config.node_name, config.node_ip),
-                            });
-                            if proxy_runs {
-                                waiting.push(progress::Component {
-                                    name: "service proxy",
-                                    ready: progress::Ready::Http(
-                                        progress::local(args.proxy.healthz_bind_address),
-                                        "/healthz",
-                                    ),
-                                    detail: format!("{} rules synced", args.proxy.proxy_mode),
-                                });
-                            }
-                            if !args.ingress.no_ingress {
-                                waiting.push(progress::Component {
-                                    name: "ingress controller",
-                                    ready: progress::Ready::Http(
-                                        progress::local(args.ingress.ingress_metrics_bind),
-                                        "/healthz",
-                                    ),
-                                    detail: format!(
-                                        "HTTP {}, HTTPS {}, IngressClass {}",
-                                        args.ingress.ingress_http_bind,
-                                        args.ingress.ingress_https_bind,
-                                        args.ingress.ingress_class
-                                    ),
-                                });
-                            }
+                            waiting = node_components(&args, &config);
                             components.spawn("node agent", node::agent::run(informers.clone(), config));
                         }
                         Err(why) => {
@@ -571,37 +542,8 @@ impl Cli {
                 Ok(result?)
             }
             Command::Proxy(args) => run_proxy(*args).await,
-            Command::Down(args) => {
-                node::agent::check_privileges().map_err(|why| anyhow::anyhow!("portico down needs root: {why}"))?;
-                let data_dir = default_data_dir(&args.data_dir)?;
-                let dns = node::agent::files::ClusterDns { nameserver: String::new(), domain: String::new() };
-                let mut agent = args.agent.clone();
-                // Nothing here talks to the network: any address does.
-                agent.node_ip = agent.node_ip.or(Some(IpAddr::from([127, 0, 0, 1])));
-                agent.node_name = agent.node_name.or(Some("down".into()));
-                let config = agent.config(&data_dir, "10.244.0.0/16", "10.96.0.0/12", dns)?;
-                let mut problems = node::agent::teardown(&config).await;
-                if let Err(e) = proxy::plane::cleanup() {
-                    problems.push(format!("removing the service proxy's rules: {e}"));
-                }
-                if problems.is_empty() {
-                    println!("removed the pods, the pod network and the proxy's rules of {}", data_dir.display());
-                    Ok(())
-                } else {
-                    anyhow::bail!("some of what portico up left could not be removed:\n  {}", problems.join("\n  "))
-                }
-            }
-            Command::Ingress(args) => {
-                let informers = Informers::new(args.api.connect().await?);
-                let mut components = Supervisor::new();
-                components.watch_informers(&informers);
-                let opts = args.ingress.options(None);
-                println!("Portico ingress controller for IngressClass {}", opts.class);
-                components.spawn("ingress controller", ingress::run(informers, opts));
-                let result = components.run_until(wait_for_shutdown()).await;
-                tracing::info!("shutting down");
-                Ok(result?)
-            }
+            Command::Down(args) => run_down(*args).await,
+            Command::Ingress(args) => run_ingress(*args).await,
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
                 Ok(())
@@ -627,6 +569,68 @@ async fn ingress_in_up(informers: Informers, opts: ingress::Options) -> Result<(
         }
         other => other,
     }
+}
+
+/// What `portico up`'s progress report waits for on its node.
+fn node_components(args: &UpArgs, config: &node::agent::Config) -> Vec<progress::Component> {
+    let mut waiting = vec![progress::Component {
+        name: "node agent",
+        ready: progress::Ready::Node(config.node_name.clone()),
+        detail: format!("node {} ({}) Ready", config.node_name, config.node_ip),
+    }];
+    if !args.proxy.no_proxy {
+        waiting.push(progress::Component {
+            name: "service proxy",
+            ready: progress::Ready::Http(progress::local(args.proxy.healthz_bind_address), "/healthz"),
+            detail: format!("{} rules synced", args.proxy.proxy_mode),
+        });
+    }
+    if !args.ingress.no_ingress {
+        waiting.push(progress::Component {
+            name: "ingress controller",
+            ready: progress::Ready::Http(progress::local(args.ingress.ingress_metrics_bind), "/healthz"),
+            detail: format!(
+                "HTTP {}, HTTPS {}, IngressClass {}",
+                args.ingress.ingress_http_bind, args.ingress.ingress_https_bind, args.ingress.ingress_class
+            ),
+        });
+    }
+    waiting
+}
+
+/// `portico down`: what a crashed `portico up` left on this machine goes.
+async fn run_down(args: DownArgs) -> anyhow::Result<()> {
+    node::agent::check_privileges().map_err(|why| anyhow::anyhow!("portico down needs root: {why}"))?;
+    let data_dir = default_data_dir(&args.data_dir)?;
+    let dns = node::agent::files::ClusterDns { nameserver: String::new(), domain: String::new() };
+    let mut agent = args.agent.clone();
+    // Nothing here talks to the network: any address does.
+    agent.node_ip = agent.node_ip.or(Some(IpAddr::from([127, 0, 0, 1])));
+    agent.node_name = agent.node_name.or(Some("down".into()));
+    let config = agent.config(&data_dir, "10.244.0.0/16", "10.96.0.0/12", dns)?;
+    let mut problems = node::agent::teardown(&config).await;
+    if let Err(e) = proxy::plane::cleanup() {
+        problems.push(format!("removing the service proxy's rules: {e}"));
+    }
+    if problems.is_empty() {
+        println!("removed the pods, the pod network and the proxy's rules of {}", data_dir.display());
+        Ok(())
+    } else {
+        anyhow::bail!("some of what portico up left could not be removed:\n  {}", problems.join("\n  "))
+    }
+}
+
+/// `portico ingress`: the ingress controller alone.
+async fn run_ingress(args: IngressCommandArgs) -> anyhow::Result<()> {
+    let informers = Informers::new(args.api.connect().await?);
+    let mut components = Supervisor::new();
+    components.watch_informers(&informers);
+    let opts = args.ingress.options(None);
+    println!("Portico ingress controller for IngressClass {}", opts.class);
+    components.spawn("ingress controller", ingress::run(informers, opts));
+    let result = components.run_until(wait_for_shutdown()).await;
+    tracing::info!("shutting down");
+    Ok(result?)
 }
 
 /// `portico proxy`: the service proxy alone.
