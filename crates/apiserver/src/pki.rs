@@ -44,17 +44,40 @@ impl Pki {
         self.dir.join("admin.token")
     }
 
+    fn serving_sans_path(&self) -> PathBuf {
+        self.dir.join("apiserver.sans")
+    }
+
     /// Creates whatever is missing. Existing credentials are kept so kubeconfigs stay valid
-    /// across restarts; extra SANs (addresses the server is reached at) are added at creation.
+    /// across restarts. The serving certificate is reissued by the same CA when it lacks one of
+    /// `extra_sans` (addresses the server is reached at, such as the node network of
+    /// `portico up --nodes`), keeping the names it had: clients' trust in the CA is unchanged.
     pub fn ensure(&self, extra_sans: &[String]) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
-        let complete = [self.ca_cert_path(), self.ca_key_path(), self.serving_cert_path(), self.serving_key_path()]
-            .iter()
-            .all(|p| p.exists());
-        if !complete {
-            self.generate(extra_sans)?;
+        let ca = [self.ca_cert_path(), self.ca_key_path()].iter().all(|p| p.exists());
+        if !ca {
+            self.generate_ca()?;
         }
-        if !self.kubelet_client_cert_path().exists() || !self.kubelet_client_key_path().exists() {
+        let serving = [self.serving_cert_path(), self.serving_key_path()].iter().all(|p| p.exists());
+        // A data directory from before the names were recorded holds the defaults and
+        // whatever its first start added; asking for any extra name reissues it.
+        let recorded: Option<Vec<String>> = std::fs::read_to_string(self.serving_sans_path())
+            .ok()
+            .map(|t| t.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect());
+        let missing = match &recorded {
+            Some(names) => extra_sans.iter().any(|n| !names.contains(n)),
+            None => !extra_sans.is_empty(),
+        };
+        if !ca || !serving || missing {
+            let mut names = recorded.unwrap_or_default();
+            for n in extra_sans {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+            self.generate_serving(&names)?;
+        }
+        if !ca || !self.kubelet_client_cert_path().exists() || !self.kubelet_client_key_path().exists() {
             self.generate_kubelet_client()?;
         }
         if !self.token_path().exists() {
@@ -64,11 +87,17 @@ impl Pki {
         Ok(())
     }
 
-    fn generate(&self, extra_sans: &[String]) -> anyhow::Result<()> {
+    fn generate_ca(&self) -> anyhow::Result<()> {
         let ca_key = KeyPair::generate()?;
-        let ca_params = ca_params()?;
-        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let ca_cert = ca_params()?.self_signed(&ca_key)?;
+        write_private(&self.ca_key_path(), ca_key.serialize_pem().as_bytes())?;
+        std::fs::write(self.ca_cert_path(), ca_cert.pem())?;
+        Ok(())
+    }
 
+    /// The serving certificate for the default names plus `extra_sans`, signed by the CA on disk.
+    fn generate_serving(&self, extra_sans: &[String]) -> anyhow::Result<()> {
+        let ca_key = KeyPair::from_pem(&std::fs::read_to_string(self.ca_key_path())?)?;
         let mut names: Vec<String> = [
             "localhost",
             "kubernetes",
@@ -82,7 +111,11 @@ impl Pki {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        names.extend(extra_sans.iter().cloned());
+        for n in extra_sans {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         for n in &names {
             params.subject_alt_names.push(match n.parse::<IpAddr>() {
@@ -96,13 +129,11 @@ impl Pki {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.not_after = rcgen::date_time_ymd(2035, 1, 1);
         let key = KeyPair::generate()?;
-        let issuer = Issuer::new(ca_params, &ca_key);
+        let issuer = Issuer::new(ca_params()?, &ca_key);
         let cert = params.signed_by(&key, &issuer)?;
-
-        write_private(&self.ca_key_path(), ca_key.serialize_pem().as_bytes())?;
-        std::fs::write(self.ca_cert_path(), ca_cert.pem())?;
         write_private(&self.serving_key_path(), key.serialize_pem().as_bytes())?;
         std::fs::write(self.serving_cert_path(), cert.pem())?;
+        std::fs::write(self.serving_sans_path(), extra_sans.join("\n"))?;
         Ok(())
     }
 
@@ -261,5 +292,51 @@ impl rustls::client::danger::ServerCertVerifier for AnyKubeletCert {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+
+    #[test]
+    fn a_new_address_reissues_the_serving_certificate_under_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path());
+        pki.ensure(&[]).unwrap();
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        let (ca, serving, token) = (read(pki.ca_cert_path()), read(pki.serving_cert_path()), read(pki.token_path()));
+
+        pki.ensure(&[]).unwrap();
+        assert_eq!(read(pki.serving_cert_path()), serving, "nothing new asked: the certificate stays");
+
+        pki.ensure(&["10.255.0.1".into()]).unwrap();
+        let reissued = read(pki.serving_cert_path());
+        assert_ne!(reissued, serving);
+        assert_eq!(read(pki.ca_cert_path()), ca, "the CA is kept, so kubeconfigs stay valid");
+        assert_eq!(read(pki.token_path()), token);
+        assert_eq!(read(pki.serving_sans_path()), "10.255.0.1");
+
+        // A later start with other names keeps the earlier ones.
+        pki.ensure(&["portico.example".into()]).unwrap();
+        assert_eq!(read(pki.serving_sans_path()), "10.255.0.1\nportico.example");
+        pki.ensure(&["10.255.0.1".into()]).unwrap();
+        assert_eq!(read(pki.serving_sans_path()), "10.255.0.1\nportico.example");
+
+        // The reissued certificate chains to the CA and names the address.
+        let der = CertificateDer::from_pem_file(pki.serving_cert_path()).unwrap();
+        let ca_der = CertificateDer::from_pem_file(pki.ca_cert_path()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_der).unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        let name = rustls::pki_types::ServerName::from(IpAddr::from([10, 255, 0, 1]));
+        let now = rustls::pki_types::UnixTime::now();
+        verifier.verify_server_cert(&der, &[], &name, &[], now).expect("the CA vouches for 10.255.0.1");
     }
 }

@@ -42,8 +42,18 @@ pub enum Command {
     Ingress(Box<IngressCommandArgs>),
     /// Remove what a `portico up` on this machine left after a crash or a kill: its pods'
     /// processes, the pod namespaces, veths, bridge, routes and masquerade table, and the
-    /// service proxy's rules. The store is kept (the next `portico up` resumes from it).
+    /// service proxy's rules; with `--nodes`, the nodes' agents and namespaces too. The store
+    /// is kept (the next `portico up` resumes from it).
     Down(Box<DownArgs>),
+    /// The nodes of a local multi-node cluster (`portico up --nodes N`): list them, stop a
+    /// node's agent (a node failure) or start it again.
+    Node {
+        #[command(subcommand)]
+        action: crate::local::NodeAction,
+        /// Where the store, certificates and kubeconfig live (default: <user data dir>/portico).
+        #[arg(long, env = "PORTICO_DATA_DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print the version the API server reports.
     Version,
     /// Container supervisor, started by the node agent for each container (internal).
@@ -78,6 +88,14 @@ pub struct UpArgs {
     pub proxy: ProxyArgs,
     #[command(flatten)]
     pub ingress: IngressArgs,
+    /// Nodes: 1 runs the node components in this process on this machine's network; more makes
+    /// a local multi-node cluster, each node a network namespace with its own agent process.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// The address range of the nodes of `--nodes N`: the first address is this machine's on
+    /// their bridge, the next ones are the nodes'.
+    #[arg(long, default_value = "10.255.0.0/24")]
+    pub nodes_cidr: String,
     /// Run no node components: no node agent (no pods run), no service proxy and no ingress
     /// controller. `portico up` without root runs none of them.
     #[arg(long)]
@@ -330,7 +348,7 @@ impl ServerArgs {
         config.watch_history = self.watch_history;
         config.store_cache_bytes = self.store_cache_mb << 20;
         config.bookmark_interval = Duration::from_secs(self.bookmark_interval_seconds.max(1));
-        self.check_ranges(None)?;
+        self.check_ranges(None, None)?;
         config.service_network = apiserver::services::ServiceNetworkConfig {
             cidrs: apiserver::services::ServiceNetworkConfig::parse_cidrs(&self.service_cluster_ip_range)
                 .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?,
@@ -346,8 +364,11 @@ impl ServerArgs {
 impl ServerArgs {
     /// Refuses overlapping pod and service ranges, and a node address inside either. A range
     /// that does not parse is left to the component that reads it, which names it.
-    fn check_ranges(&self, node_ip: Option<(IpAddr, &str)>) -> anyhow::Result<()> {
+    fn check_ranges(&self, node_ip: Option<(IpAddr, &str)>, node_range: Option<&str>) -> anyhow::Result<()> {
         let mut ranges = vec![];
+        if let Some(cidr) = node_range.and_then(|r| r.parse::<api::net::Cidr>().ok()) {
+            ranges.push(crate::ranges::Range { what: "node range", flag: "--nodes-cidr", cidr });
+        }
         if let Ok(cidr) = self.controllers.cluster_cidr.parse::<api::net::Cidr>() {
             ranges.push(crate::ranges::Range { what: "pod range", flag: "--cluster-cidr", cidr });
         }
@@ -377,101 +398,7 @@ impl Cli {
 
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Up(args) => {
-                if let Some(ip) = args.agent.node_ip {
-                    args.server.check_ranges(Some((ip, "--node-ip")))?;
-                }
-                // The DNS addresses are bound first, so a taken port fails before anything runs.
-                let dns = match args.dns.no_dns {
-                    true => None,
-                    false => {
-                        let node_ip = args
-                            .agent
-                            .node_ip
-                            .or(args.server.advertise_address.filter(|ip| !ip.is_loopback()))
-                            .or_else(first_interface_ip);
-                        Some(bind_dns(&args.dns, node_ip).await?)
-                    }
-                };
-                let running = apiserver::start(args.server.config()?).await?;
-                let informers = Informers::new(component::client::connect(Some(&running.kubeconfig)).await?);
-                let mut components = Supervisor::new();
-                components.watch_informers(&informers);
-                start_controllers(&mut components, &informers, &args.server);
-                print_server(&running);
-                let dns = match dns {
-                    Some((bound, config)) => Some(start_dns(bound, config, &args.server, &informers).await?),
-                    None => None,
-                };
-                let mut node_config = None;
-                let mut proxy_runs = false;
-                let mut waiting = vec![];
-                if !args.no_agent {
-                    match node::agent::check_privileges() {
-                        Ok(()) => {
-                            let data_dir = default_data_dir(&args.server.data_dir)?;
-                            let dns = node::agent::files::ClusterDns {
-                                nameserver: cluster_dns_ip(&args.server)?.to_string(),
-                                domain: args.dns.cluster_domain.clone(),
-                            };
-                            let server = &args.server;
-                            let mut config = args.agent.config(
-                                &data_dir,
-                                &server.controllers.cluster_cidr,
-                                &server.service_cluster_ip_range,
-                                dns,
-                            )?;
-                            if args.agent.node_ip.is_none()
-                                && let Some(ip) = server.advertise_address
-                            {
-                                config.node_ip = ip;
-                            }
-                            if !args.proxy.no_proxy {
-                                let opts = args.proxy.options(
-                                    &config.node_name,
-                                    config.node_ip,
-                                    Some(&server.controllers.cluster_cidr),
-                                    &server.service_cluster_ip_range,
-                                )?;
-                                components.spawn("service proxy", proxy::run(informers.clone(), opts));
-                            }
-                            if !args.ingress.no_ingress {
-                                let client = informers.client().clone();
-                                let class = args.ingress.ingress_class.clone();
-                                tokio::spawn(async move { ingress::run::ensure_default_class(&client, &class).await });
-                                let opts = args.ingress.options(Some(config.node_ip));
-                                components.spawn("ingress controller", ingress_in_up(informers.clone(), opts));
-                            }
-                            node_config = Some(config.clone());
-                            proxy_runs = !args.proxy.no_proxy;
-                            waiting = node_components(&args, &config);
-                            components.spawn("node agent", node::agent::run(informers.clone(), config));
-                        }
-                        Err(why) => {
-                            tracing::warn!("no node agent, so no pod will run (and no proxy or ingress): {why}")
-                        }
-                    }
-                }
-                tokio::spawn(progress::report(informers.clone(), waiting, running.kubeconfig.clone()));
-                let result = components.run_until(wait_for_shutdown()).await;
-                tracing::info!("shutting down");
-                // The node goes with the process: its pods stop and everything it set up in the
-                // kernel is removed; the objects stay in the store for the next `portico up`.
-                if let Some(config) = node_config {
-                    tracing::info!(node = %config.node_name, "stopping the pods and removing the pod network");
-                    for problem in node::agent::teardown(&config).await {
-                        tracing::warn!("cleaning up the node: {problem}");
-                    }
-                }
-                if proxy_runs && let Err(e) = proxy::plane::cleanup() {
-                    tracing::warn!("removing the service proxy's rules: {e}");
-                }
-                if let Some(dns) = dns {
-                    dns.shutdown();
-                }
-                running.shutdown();
-                Ok(result?)
-            }
+            Command::Up(args) => run_up(*args, &self.log_format).await,
             Command::Server(args) => {
                 let running = apiserver::start(args.config()?).await?;
                 let mut components = Supervisor::new();
@@ -543,6 +470,7 @@ impl Cli {
             }
             Command::Proxy(args) => run_proxy(*args).await,
             Command::Down(args) => run_down(*args).await,
+            Command::Node { action, data_dir } => crate::local::node_command(&default_data_dir(&data_dir)?, &action),
             Command::Ingress(args) => run_ingress(*args).await,
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
@@ -553,6 +481,202 @@ impl Cli {
             }
         }
     }
+}
+
+/// `portico up`: the whole cluster on this machine.
+async fn run_up(mut args: UpArgs, log_format: &str) -> anyhow::Result<()> {
+    let node_range = (args.nodes > 1).then_some(args.nodes_cidr.as_str());
+    match args.agent.node_ip {
+        Some(ip) => args.server.check_ranges(Some((ip, "--node-ip")), node_range)?,
+        None => args.server.check_ranges(None, node_range)?,
+    }
+    let local = match args.nodes {
+        0 => anyhow::bail!("--nodes 0: a cluster needs a node (--no-agent runs none in this process)"),
+        1 => None,
+        _ => Some(local_nodes(&mut args).await?),
+    };
+    // The DNS addresses are bound first, so a taken port fails before anything runs.
+    let dns = match args.dns.no_dns {
+        true => None,
+        false => {
+            let node_ip = match &local {
+                Some(layout) => Some(IpAddr::V4(layout.host_ip())),
+                None => args
+                    .agent
+                    .node_ip
+                    .or(args.server.advertise_address.filter(|ip| !ip.is_loopback()))
+                    .or_else(first_interface_ip),
+            };
+            Some(bind_dns(&args.dns, node_ip).await?)
+        }
+    };
+    let running = apiserver::start(args.server.config()?).await?;
+    let informers = Informers::new(component::client::connect(Some(&running.kubeconfig)).await?);
+    let mut components = Supervisor::new();
+    components.watch_informers(&informers);
+    start_controllers(&mut components, &informers, &args.server);
+    print_server(&running);
+    let dns = match dns {
+        Some((bound, config)) => Some(start_dns(bound, config, &args.server, &informers).await?),
+        None => None,
+    };
+    let mut node_config = None;
+    let mut proxy_runs = false;
+    let mut waiting = vec![];
+    if let Some(layout) = &local {
+        waiting = start_local_nodes(&args, layout, log_format, &informers, &mut components)?;
+    } else if !args.no_agent {
+        match node::agent::check_privileges() {
+            Ok(()) => {
+                let data_dir = default_data_dir(&args.server.data_dir)?;
+                let dns = node::agent::files::ClusterDns {
+                    nameserver: cluster_dns_ip(&args.server)?.to_string(),
+                    domain: args.dns.cluster_domain.clone(),
+                };
+                let server = &args.server;
+                let mut config = args.agent.config(
+                    &data_dir,
+                    &server.controllers.cluster_cidr,
+                    &server.service_cluster_ip_range,
+                    dns,
+                )?;
+                if args.agent.node_ip.is_none()
+                    && let Some(ip) = server.advertise_address
+                {
+                    config.node_ip = ip;
+                }
+                if !args.proxy.no_proxy {
+                    let opts = args.proxy.options(
+                        &config.node_name,
+                        config.node_ip,
+                        Some(&server.controllers.cluster_cidr),
+                        &server.service_cluster_ip_range,
+                    )?;
+                    components.spawn("service proxy", proxy::run(informers.clone(), opts));
+                }
+                spawn_ingress(&args, config.node_ip, &informers, &mut components);
+                node_config = Some(config.clone());
+                proxy_runs = !args.proxy.no_proxy;
+                waiting = node_components(&args, &config);
+                components.spawn("node agent", node::agent::run(informers.clone(), config));
+            }
+            Err(why) => {
+                tracing::warn!("no node agent, so no pod will run (and no proxy or ingress): {why}")
+            }
+        }
+    }
+    tokio::spawn(progress::report(informers.clone(), waiting, running.kubeconfig.clone()));
+    let result = components.run_until(wait_for_shutdown()).await;
+    tracing::info!("shutting down");
+    // The nodes go with the process: their pods stop and everything set up in the kernel is
+    // removed; the objects stay in the store for the next `portico up`.
+    if let Some(config) = node_config {
+        tracing::info!(node = %config.node_name, "stopping the pods and removing the pod network");
+        for problem in node::agent::teardown(&config).await {
+            tracing::warn!("cleaning up the node: {problem}");
+        }
+    }
+    if let Some(layout) = &local {
+        tracing::info!(nodes = layout.nodes.len(), "stopping the nodes' agents and pods and removing the nodes");
+        for problem in layout.remove().await {
+            tracing::warn!("cleaning up the nodes: {problem}");
+        }
+    }
+    if proxy_runs && let Err(e) = proxy::plane::cleanup() {
+        tracing::warn!("removing the service proxy's rules: {e}");
+    }
+    if let Some(dns) = dns {
+        dns.shutdown();
+    }
+    running.shutdown();
+    Ok(result?)
+}
+
+/// `portico up --nodes N`, before anything runs: the nodes' network exists (what an earlier
+/// run of another shape left is removed first), and the API server is reached and named on
+/// the host's address in it.
+async fn local_nodes(args: &mut UpArgs) -> anyhow::Result<crate::local::Layout> {
+    if args.agent.node_name.is_some() || args.agent.node_ip.is_some() {
+        anyhow::bail!(
+            "--node-name and --node-ip name the one node `portico up` runs in its own process; with --nodes the nodes are node-1 to node-N"
+        );
+    }
+    if args.no_agent {
+        anyhow::bail!("--no-agent runs no node, --nodes several: choose one");
+    }
+    node::agent::check_privileges().map_err(|why| anyhow::anyhow!("portico up --nodes needs root: {why}"))?;
+    let data_dir = default_data_dir(&args.server.data_dir)?;
+    let layout = crate::local::Layout::new(args.nodes, &args.nodes_cidr, &args.agent.netns_prefix, &data_dir)?;
+    if let Some((old, _)) = crate::local::Layout::recorded(&data_dir)?
+        && (old.nodes.len() != layout.nodes.len() || old.cidr != layout.cidr || old.netns_prefix != layout.netns_prefix)
+    {
+        println!("removing the {} nodes an earlier `portico up --nodes` left", old.nodes.len());
+        for problem in old.remove().await {
+            tracing::warn!("cleaning up the earlier nodes: {problem}");
+        }
+    }
+    layout.check_free()?;
+    layout.create()?;
+    let host = IpAddr::V4(layout.host_ip());
+    args.server.advertise_address.get_or_insert(host);
+    args.server.tls_san.push(host.to_string());
+    Ok(layout)
+}
+
+/// Starts (or keeps) every node's agent, the host's routes to the nodes, and the ingress
+/// controller on the host; returns what the progress report waits for.
+fn start_local_nodes(
+    args: &UpArgs,
+    layout: &crate::local::Layout,
+    log_format: &str,
+    informers: &Informers,
+    components: &mut Supervisor,
+) -> anyhow::Result<Vec<progress::Component>> {
+    let launch = crate::local::AgentLaunch {
+        api_port: args.server.bind.port(),
+        cluster_cidr: args.server.controllers.cluster_cidr.clone(),
+        service_cluster_ip_range: args.server.service_cluster_ip_range.clone(),
+        cluster_dns: cluster_dns_ip(&args.server)?.to_string(),
+        cluster_domain: args.dns.cluster_domain.clone(),
+        proxy_mode: args.proxy.proxy_mode.clone(),
+        no_proxy: args.proxy.no_proxy,
+        log_format: log_format.to_owned(),
+    };
+    let service_cidrs = apiserver::services::ServiceNetworkConfig::parse_cidrs(&args.server.service_cluster_ip_range)
+        .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
+    layout.start_agents(&launch)?;
+    tokio::spawn(crate::local::follow_routes(informers.clone(), layout.clone(), service_cidrs));
+    spawn_ingress(args, IpAddr::V4(layout.host_ip()), informers, components);
+    let mut waiting = vec![];
+    for n in &layout.nodes {
+        waiting.push(progress::Component {
+            name: format!("{} agent", n.name),
+            ready: progress::Ready::Node(n.name.clone()),
+            detail: format!("node {} ({}) Ready, log {}", n.name, n.ip, n.state_dir.join("agent.log").display()),
+        });
+        if !args.proxy.no_proxy {
+            waiting.push(progress::Component {
+                name: format!("{} proxy", n.name),
+                ready: progress::Ready::Http(std::net::SocketAddr::from((n.ip, 10256)), "/healthz"),
+                detail: format!("{} rules synced", args.proxy.proxy_mode),
+            });
+        }
+    }
+    if !args.ingress.no_ingress {
+        waiting.push(ingress_component(args));
+    }
+    Ok(waiting)
+}
+
+fn spawn_ingress(args: &UpArgs, node_ip: IpAddr, informers: &Informers, components: &mut Supervisor) {
+    if args.ingress.no_ingress {
+        return;
+    }
+    let client = informers.client().clone();
+    let class = args.ingress.ingress_class.clone();
+    tokio::spawn(async move { ingress::run::ensure_default_class(&client, &class).await });
+    let opts = args.ingress.options(Some(node_ip));
+    components.spawn("ingress controller", ingress_in_up(informers.clone(), opts));
 }
 
 /// The ingress controller of `portico up`: a web server already holding :80 or :443 on this
@@ -574,28 +698,32 @@ async fn ingress_in_up(informers: Informers, opts: ingress::Options) -> Result<(
 /// What `portico up`'s progress report waits for on its node.
 fn node_components(args: &UpArgs, config: &node::agent::Config) -> Vec<progress::Component> {
     let mut waiting = vec![progress::Component {
-        name: "node agent",
+        name: "node agent".into(),
         ready: progress::Ready::Node(config.node_name.clone()),
         detail: format!("node {} ({}) Ready", config.node_name, config.node_ip),
     }];
     if !args.proxy.no_proxy {
         waiting.push(progress::Component {
-            name: "service proxy",
+            name: "service proxy".into(),
             ready: progress::Ready::Http(progress::local(args.proxy.healthz_bind_address), "/healthz"),
             detail: format!("{} rules synced", args.proxy.proxy_mode),
         });
     }
     if !args.ingress.no_ingress {
-        waiting.push(progress::Component {
-            name: "ingress controller",
-            ready: progress::Ready::Http(progress::local(args.ingress.ingress_metrics_bind), "/healthz"),
-            detail: format!(
-                "HTTP {}, HTTPS {}, IngressClass {}",
-                args.ingress.ingress_http_bind, args.ingress.ingress_https_bind, args.ingress.ingress_class
-            ),
-        });
+        waiting.push(ingress_component(args));
     }
     waiting
+}
+
+fn ingress_component(args: &UpArgs) -> progress::Component {
+    progress::Component {
+        name: "ingress controller".into(),
+        ready: progress::Ready::Http(progress::local(args.ingress.ingress_metrics_bind), "/healthz"),
+        detail: format!(
+            "HTTP {}, HTTPS {}, IngressClass {}",
+            args.ingress.ingress_http_bind, args.ingress.ingress_https_bind, args.ingress.ingress_class
+        ),
+    }
 }
 
 /// `portico down`: what a crashed `portico up` left on this machine goes.
@@ -608,7 +736,13 @@ async fn run_down(args: DownArgs) -> anyhow::Result<()> {
     agent.node_ip = agent.node_ip.or(Some(IpAddr::from([127, 0, 0, 1])));
     agent.node_name = agent.node_name.or(Some("down".into()));
     let config = agent.config(&data_dir, "10.244.0.0/16", "10.96.0.0/12", dns)?;
-    let mut problems = node::agent::teardown(&config).await;
+    let mut problems = vec![];
+    // A multi-node run's nodes first: their pods' namespaces share the single node's prefix.
+    if let Some((layout, _)) = crate::local::Layout::recorded(&data_dir)? {
+        problems.extend(layout.remove().await);
+        println!("removed the {} nodes of the local cluster", layout.nodes.len());
+    }
+    problems.extend(node::agent::teardown(&config).await);
     if let Err(e) = proxy::plane::cleanup() {
         problems.push(format!("removing the service proxy's rules: {e}"));
     }

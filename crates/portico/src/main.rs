@@ -3,6 +3,7 @@
 mod cli;
 mod dns_args;
 mod ingress_args;
+mod local;
 mod progress;
 mod proxy_args;
 mod ranges;

@@ -19,7 +19,7 @@ pub enum Ready {
 }
 
 pub struct Component {
-    pub name: &'static str,
+    pub name: String,
     pub ready: Ready,
     pub detail: String,
 }
@@ -44,12 +44,15 @@ async fn http_ok(addr: SocketAddr, path: &str) -> bool {
 }
 
 fn node_ready(informers: &Informers, name: &str) -> bool {
-    informers.get::<Node>().get("", name).is_some_and(|n| {
-        n.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    })
+    informers.get::<Node>().get("", name).is_some_and(|n| is_ready(&n))
+}
+
+/// The Node's Ready condition is True.
+pub fn is_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Prints each component when ready, then the summary; names the slow ones after a minute.
@@ -70,7 +73,7 @@ pub async fn report(informers: Informers, mut pending: Vec<Component>, kubeconfi
         }
         pending = still;
         if !warned && !pending.is_empty() && started.elapsed() > Duration::from_secs(60) {
-            let names: Vec<&str> = pending.iter().map(|c| c.name).collect();
+            let names: Vec<&str> = pending.iter().map(|c| c.name.as_str()).collect();
             println!("  still waiting for: {} (see the log for why)", names.join(", "));
             warned = true;
         }

@@ -188,6 +188,17 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 /// records). The Pods stay in the API: the next start of the agent runs them again. Returns
 /// what could not be removed.
 pub async fn teardown(cfg: &Config) -> Vec<String> {
+    let mut problems = stop_pods(cfg).await;
+    let bridge = cfg.cni.is_none().then_some(cfg.bridge.as_str());
+    problems.extend(crate::net::teardown(bridge, &cfg.netns_prefix, &cfg.state_dir.join("net")).await);
+    problems
+}
+
+/// The part of [`teardown`] that does not depend on the node's network namespace: the pods'
+/// processes end (SIGTERM, then SIGKILL after the grace period) and their records go. A host of
+/// several nodes (`portico up --nodes`) deletes each node's namespace after this, which takes
+/// its bridge, routes and rules along.
+pub async fn stop_pods(cfg: &Config) -> Vec<String> {
     use nix::sys::signal::Signal;
     crate::shutdown::begin();
     let sandbox = Sandbox::new(cfg.state_dir.join("containers"), cfg.exe.clone());
@@ -214,8 +225,6 @@ pub async fn teardown(cfg: &Config) -> Vec<String> {
             problems.push(e.to_string());
         }
     }
-    let bridge = cfg.cni.is_none().then_some(cfg.bridge.as_str());
-    problems.extend(crate::net::teardown(bridge, &cfg.netns_prefix, &cfg.state_dir.join("net")).await);
     problems
 }
 

@@ -275,18 +275,7 @@ impl PodNetwork {
             }
         }
         let _busy = self.busy.lock().await;
-        let current = link::peer_routes(&self.host).await?;
-        for (key, (cidr, gw, msg)) in current {
-            if !routes.iter().any(|(c, _)| c.to_string() == key) {
-                link::delete_route(&self.host, msg, &format!("{cidr} via {gw:?}")).await?;
-                tracing::info!(%cidr, "removed peer route");
-            }
-        }
-        for (cidr, via) in routes {
-            link::replace_peer_route(&self.host, *cidr, *via).await?;
-        }
-        tracing::debug!(count = routes.len(), "peer routes in place");
-        Ok(())
+        replace_peer_routes(&self.host, routes).await
     }
 
     fn netns_name(&self, uid: &str) -> String {
@@ -436,6 +425,32 @@ pub async fn teardown(bridge: Option<&str>, netns_prefix: &str, state_dir: &Path
         Err(e) => problems.push(format!("removing the address records: {e}")),
     }
     problems
+}
+
+/// Makes `routes` the set of routes marked [`PEER_ROUTE_PROTOCOL`] in `h`'s namespace.
+async fn replace_peer_routes(h: &rtnetlink::Handle, routes: &[(Cidr, IpAddr)]) -> Result<(), NetError> {
+    let current = link::peer_routes(h).await?;
+    for (key, (cidr, gw, msg)) in current {
+        if !routes.iter().any(|(c, _)| c.to_string() == key) {
+            link::delete_route(h, msg, &format!("{cidr} via {gw:?}")).await?;
+            tracing::info!(%cidr, "removed peer route");
+        }
+    }
+    for (cidr, via) in routes {
+        link::replace_peer_route(h, *cidr, *via).await?;
+    }
+    tracing::debug!(count = routes.len(), "peer routes in place");
+    Ok(())
+}
+
+/// Host-gateway routes in this process's own network namespace, for a machine that is not a
+/// node itself but hosts nodes (`portico up --nodes`): each node's pod CIDR via the node, so
+/// the host reaches pods (its cluster DNS answers them, its ingress proxies to them). The same
+/// marker as a node's peer routes, so an empty set removes exactly these.
+pub async fn set_host_routes(routes: &[(Cidr, IpAddr)]) -> Result<(), NetError> {
+    let ns = netns::current()?;
+    let h = netns::netlink_in(&ns, Path::new("/proc/thread-self/ns/net"))?;
+    replace_peer_routes(&h, routes).await
 }
 
 #[cfg(test)]

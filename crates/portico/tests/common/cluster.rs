@@ -15,6 +15,9 @@ use super::eventually;
 /// range, apart from the /24s the lab hands its own nodes).
 pub const CLUSTER_CIDR: &str = "198.19.0.0/16";
 
+/// The node network of `portico up --nodes N` in the lab node (`--nodes-cidr`).
+pub const NODES_CIDR: &str = "198.18.250.0/24";
+
 pub struct Cluster {
     pub lab: Lab,
     pub node: lab::Node,
@@ -31,6 +34,9 @@ pub struct Cluster {
     joined: Vec<(String, lab::Node, Vec<String>)>,
     /// Let `portico up` choose where its DNS listens (no `--dns-listen`).
     pub auto_dns: bool,
+    /// `portico up --nodes` when above 1: the nodes are namespaces `portico up` makes, each
+    /// with its own agent process, on [`NODES_CIDR`].
+    pub nodes: usize,
 }
 
 impl Cluster {
@@ -47,6 +53,7 @@ impl Cluster {
         let lan = lab.switch("lan", "198.51.100.0/24").unwrap();
         let node = lab.node("n1", &lan).unwrap();
         lab.register(CLUSTER_CIDR).unwrap();
+        lab.register(NODES_CIDR).unwrap();
         let c = Cluster {
             lab,
             node,
@@ -59,6 +66,7 @@ impl Cluster {
             agents: vec![],
             joined: vec![],
             auto_dns: false,
+            nodes: 1,
         };
         Some(c)
     }
@@ -135,7 +143,41 @@ impl Cluster {
                 dirs.push(e.path());
             }
         }
+        dirs.extend(self.local_node_dirs());
         dirs
+    }
+
+    /// The state directories of the nodes of `portico up --nodes` (`<data>/nodes/node-<i>`).
+    pub fn local_node_dirs(&self) -> Vec<PathBuf> {
+        let dir = self.data_dir.path().join("nodes");
+        let mut dirs: Vec<PathBuf> =
+            std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        dirs
+    }
+
+    /// The PID of a local node's agent (`portico up --nodes`), if it runs: the recorded PID,
+    /// checked against its command line.
+    pub fn local_agent_pid(&self, node: &str) -> Option<i32> {
+        let dir = self.data_dir.path().join("nodes").join(node);
+        let pid: i32 = std::fs::read_to_string(dir.join("agent.pid")).ok()?.trim().parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z'));
+        let ours = String::from_utf8_lossy(&cmdline).contains(dir.to_str().unwrap());
+        (ours && !zombie).then_some(pid)
+    }
+
+    /// The network namespace of the pod with `uid`, wherever its node put it.
+    pub fn pod_netns(&self, uid: &str) -> String {
+        let suffix = format!("-{uid}");
+        std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(self.lab.prefix()) && n.ends_with(&suffix))
+            .unwrap_or_else(|| format!("{}-pod-{uid}", self.lab.prefix()))
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -148,16 +190,17 @@ impl Cluster {
         let log = std::fs::File::create(self.data_dir.path().join(format!("up-{}.log", self.starts))).unwrap();
         let node_ip = self.node.ip().to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portico"));
-        cmd.arg("up")
-            .arg("--data-dir")
-            .arg(self.data_dir.path())
-            .args(["--bind", "0.0.0.0:6443", "--advertise-address", &node_ip, "--node-ip", &node_ip])
-            .args(["--node-name", "n1", "--cluster-cidr", CLUSTER_CIDR])
+        cmd.arg("up").arg("--data-dir").arg(self.data_dir.path()).args(["--bind", "0.0.0.0:6443"]);
+        match self.nodes {
+            1 => cmd.args(["--advertise-address", &node_ip, "--node-ip", &node_ip, "--node-name", "n1"]),
+            n => cmd.args(["--nodes", &n.to_string(), "--nodes-cidr", NODES_CIDR]),
+        };
+        cmd.args(["--cluster-cidr", CLUSTER_CIDR])
             // On the node's address, so the kube-dns Service gets the node as its endpoint and pods
             // resolve through the proxy. Not the wildcard: the DNS answers from the address the
             // route back chooses, and for a pod on this node that is the bridge's, not the one
             // the proxy DNATed to, so conntrack would not translate the answer (README gap).
-            .args(match self.auto_dns {
+            .args(match self.auto_dns || self.nodes > 1 {
                 true => vec![],
                 false => vec!["--dns-listen".to_owned(), format!("{node_ip}:53")],
             })
@@ -289,14 +332,14 @@ impl Cluster {
 
     /// Runs `argv` inside the pod with `uid` (its network namespace only).
     pub fn exec_in_pod(&self, uid: &str, argv: &[&str]) -> Output {
-        let ns = format!("{}-pod-{uid}", self.lab.prefix());
+        let ns = self.pod_netns(uid);
         Command::new("ip").args(["netns", "exec", &ns]).args(argv).output().unwrap()
     }
 
     /// An HTTP GET from inside the pod whose namespace is `netns`.
     pub fn curl_from_pod(&self, uid: &str, ip: &str, port: u16) -> Option<String> {
         self.lab.check_target(ip.parse().unwrap()).unwrap();
-        let ns = format!("{}-pod-{uid}", self.lab.prefix());
+        let ns = self.pod_netns(uid);
         let url = format!("http://{ip}:{port}/");
         let out =
             Command::new("ip").args(["netns", "exec", &ns, "curl", "-s", "--max-time", "3", &url]).output().unwrap();
@@ -309,6 +352,14 @@ impl Drop for Cluster {
     /// agent started (their PIDs are in its state directory) before the lab goes.
     fn drop(&mut self) {
         self.kill9();
+        // The agents of `portico up --nodes` run in sessions of their own, out of the lab's reach.
+        for dir in self.local_node_dirs() {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            if let Some(pid) = self.local_agent_pid(&name) {
+                // SAFETY: kill(2) on an agent this test's `portico up` started (checked above).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         for (_, a) in self.agents.drain(..) {
             let _ = a.kill();
         }
