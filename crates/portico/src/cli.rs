@@ -44,6 +44,9 @@ pub enum Command {
     /// processes, the pod namespaces, veths, bridge, routes and masquerade table, and the
     /// service proxy's rules. The store is kept (the next `portico up` resumes from it).
     Down(Box<DownArgs>),
+    /// Check a Service the way kubernetes.io's "Debug Services" teaches: selector, pods,
+    /// endpoints, targetPorts, pod IPs, ClusterIP, DNS and NodePorts, each with what to do.
+    Doctor(Box<crate::doctor::DoctorArgs>),
     /// Print the version the API server reports.
     Version,
     /// Container supervisor, started by the node agent for each container (internal).
@@ -544,6 +547,7 @@ impl Cli {
             Command::Proxy(args) => run_proxy(*args).await,
             Command::Down(args) => run_down(*args).await,
             Command::Ingress(args) => run_ingress(*args).await,
+            Command::Doctor(args) => crate::doctor::run(*args).await,
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
                 Ok(())
