@@ -133,15 +133,19 @@ fn service_exists(f: &Facts, svc: &Service) -> Check {
     }
     let ip = match (facts::is_headless(svc), facts::cluster_ip(svc)) {
         (true, _) => "headless (clusterIP: None)".to_owned(),
-        (false, Some(ip)) => format!("ClusterIP {ip}"),
-        (false, None) => "no ClusterIP yet".to_owned(),
+        (false, Some(ip)) => format!("clusterIP {ip}"),
+        (false, None) => "no clusterIP yet".to_owned(),
     };
     let ports: Vec<String> = facts::ports(svc)
         .iter()
         .map(|p| format!("{} -> {}", facts::show_port(p), facts::show_target(&facts::target_port(p))))
         .collect();
     let ports = if ports.is_empty() { "no ports".to_owned() } else { format!("ports {}", ports.join(", ")) };
-    Check::new("service", Status::Pass, format!("Service {}/{} exists: {type_}, {ip}, {ports}.", f.namespace, f.name))
+    Check::new(
+        "service",
+        Status::Pass,
+        format!("Service {}/{} exists: type {type_}, {ip}, {ports}.", f.namespace, f.name),
+    )
 }
 
 fn selector_check(f: &Facts, sel: &BTreeMap<String, String>, selected: &[&Pod]) -> Check {
@@ -184,7 +188,7 @@ fn selector_check(f: &Facts, sel: &BTreeMap<String, String>, selected: &[&Pod]) 
 pub fn near_misses<'a>(sel: &BTreeMap<String, String>, pods: impl Iterator<Item = &'a Pod>) -> Vec<String> {
     // Pods of one workload share their labels but for a hash: show each label set once.
     let mut seen = BTreeSet::new();
-    let mut scored: Vec<(usize, usize, String)> = vec![];
+    let mut scored: Vec<(usize, usize, usize, String)> = vec![];
     for p in pods {
         let mut labels = facts::labels_of(p);
         labels.remove("pod-template-hash");
@@ -193,6 +197,9 @@ pub fn near_misses<'a>(sel: &BTreeMap<String, String>, pods: impl Iterator<Item 
             continue;
         }
         let equal = sel.iter().filter(|(k, v)| labels.get(*k) == Some(*v)).count();
+        // Among pods as close by keys, the one whose values differ least (a typo) first.
+        let distance: usize =
+            sel.iter().filter_map(|(k, v)| labels.get(k).map(|has| facts::edit_distance(has, v))).sum();
         let differences: Vec<String> = sel
             .iter()
             .filter(|(k, v)| labels.get(*k) != Some(*v))
@@ -204,6 +211,7 @@ pub fn near_misses<'a>(sel: &BTreeMap<String, String>, pods: impl Iterator<Item 
         scored.push((
             equal,
             same_keys,
+            distance,
             format!(
                 "Pod {} has labels {}: {}.",
                 facts::name_of(p),
@@ -212,8 +220,8 @@ pub fn near_misses<'a>(sel: &BTreeMap<String, String>, pods: impl Iterator<Item 
             ),
         ));
     }
-    scored.sort_by_key(|s| std::cmp::Reverse((s.0, s.1)));
-    scored.into_iter().take(3).map(|(_, _, s)| s).collect()
+    scored.sort_by_key(|s| (std::cmp::Reverse((s.0, s.1)), s.2));
+    scored.into_iter().take(3).map(|(_, _, _, s)| s).collect()
 }
 
 fn pods_check(f: &Facts, selected: &[&Pod]) -> Check {
@@ -360,9 +368,11 @@ fn endpoints_check(f: &Facts, svc: &Service, selected: &[&Pod]) -> Check {
     }
     message.push('.');
     if ready.is_empty() {
-        let hint = if has_selector {
+        let hint = if has_selector && selected.is_empty() {
+            "No pod is selected (see selector), so there is nothing to list."
+        } else if has_selector {
             "A pod is listed as ready only when it is Ready: see the pods check. Until then connections to the \
-             Service are refused."
+             Service fail."
         } else {
             "Mark the endpoints ready (conditions.ready) once they serve."
         };
@@ -553,6 +563,9 @@ mod tests {
         let lines = near_misses(&sel, pods.iter());
         assert!(lines[0].starts_with("Pod b"), "{lines:?}");
         assert_eq!(lines.len(), 2);
+        let sel: BTreeMap<String, String> = [("app".to_string(), "shpo".to_string())].into();
+        let pods = [pod("notes", json!({"app": "notes"}), json!({})), pod("shop-1", json!({"app": "shop"}), json!({}))];
+        assert!(near_misses(&sel, pods.iter())[0].starts_with("Pod shop-1"), "a typo ranks first");
     }
 
     #[test]

@@ -102,10 +102,15 @@ pub fn network(f: &Facts, p: &mut dyn Prober) -> Vec<Check> {
         return vec![dns_check(f, svc, p)];
     }
     let mut out = vec![];
+    let mut pods_fail = BTreeSet::new();
     for sp in facts::ports(svc) {
-        out.push(pod_port_check(f, svc, sp, p));
+        let c = pod_port_check(f, svc, sp, p);
+        if c.status == Status::Fail {
+            pods_fail.insert(sp.port);
+        }
+        out.push(c);
     }
-    out.extend(cluster_ip_checks(f, svc, p));
+    out.extend(cluster_ip_checks(f, svc, &pods_fail, p));
     out.push(dns_check(f, svc, p));
     if matches!(facts::service_type(svc), "NodePort" | "LoadBalancer") {
         for sp in facts::ports(svc) {
@@ -214,10 +219,9 @@ fn refused(p: &mut dyn Prober, pod: &Pod, addr: SocketAddr, sp: &ServicePort) ->
             format!("nothing listens on port {port} in the pod, not even on 127.0.0.1"),
             format!(
                 "Set targetPort (now {}) to the port the app listens on (the pods declare {}), or make the app \
-                 listen on {port}; kubectl logs {} tells whether it started.",
+                 listen on {port}; the pods' logs (kubectl logs) tell whether it started.",
                 facts::show_target(&facts::target_port(sp)),
                 facts::show_declared(pod),
-                facts::name_of(pod)
             ),
         ),
         None => (
@@ -263,7 +267,8 @@ fn selectorless_pod_port(f: &Facts, sp: &ServicePort, what: &str, p: &mut dyn Pr
     }
 }
 
-fn cluster_ip_checks(f: &Facts, svc: &Service, p: &mut dyn Prober) -> Vec<Check> {
+/// `pods_fail`: the Service ports whose pods do not answer on the targetPort.
+fn cluster_ip_checks(f: &Facts, svc: &Service, pods_fail: &BTreeSet<i32>, p: &mut dyn Prober) -> Vec<Check> {
     if facts::is_headless(svc) {
         return vec![Check::new(
             "cluster-ip",
@@ -319,14 +324,23 @@ fn cluster_ip_checks(f: &Facts, svc: &Service, p: &mut dyn Prober) -> Vec<Check>
                 format!("{what} {}: the Service has no ready endpoints (see endpoints).", result.describe()),
             )
             .hint(format!("Make a pod ready and listed first. {PING_NOTE}")),
+            _ if pods_fail.contains(&sp.port) => Check::new(
+                "cluster-ip",
+                Status::Fail,
+                format!(
+                    "{what} {}: the pods behind it do not answer on the targetPort (see pod-port).",
+                    result.describe()
+                ),
+            )
+            .hint(format!("Fix pod-port first: the ClusterIP only forwards to the pods. {PING_NOTE}")),
             _ => Check::new(
                 "cluster-ip",
                 Status::Fail,
-                format!("{what} {} although {} endpoint(s) are ready.", result.describe(), ready.len()),
+                format!("{what} {} although {} endpoint(s) are ready and answer.", result.describe(), ready.len()),
             )
             .hint(format!(
-                "If pod-port fails too, fix that first; otherwise the service proxy has not programmed this \
-                 ClusterIP: read the proxy's log (portico proxy, or kube-proxy) on the client's node. {PING_NOTE}"
+                "The service proxy has not programmed this ClusterIP: read the proxy's log (portico proxy, or \
+                 kube-proxy) on the client pod's node. {PING_NOTE}"
             )),
         };
         out.push(c);
