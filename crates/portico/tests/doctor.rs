@@ -122,6 +122,21 @@ fn doctor_finds_what_is_wrong_with_services() {
     assert_eq!(np["status"], "pass", "{report:#}");
     assert!(np["message"].as_str().unwrap().contains(&c.node.ip().to_string()), "{report:#}");
 
+    // No pod namespace here under that prefix: the network checks are skipped, saying why.
+    let kc = c.kubeconfig();
+    let bin = env!("CARGO_BIN_EXE_portico");
+    let argv =
+        [bin, "doctor", "svc/shop", "-o", "json", "--kubeconfig", kc.to_str().unwrap(), "--netns-prefix", "nope-"];
+    let out = c.lab.exec(&c.node, &argv).unwrap();
+    assert!(out.status.success(), "skipped checks are not failures: {}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for name in ["pod-port", "cluster-ip", "dns"] {
+        let c = one(&report, name);
+        assert_eq!(c["status"], "skipped", "{report:#}");
+        assert!(c["message"].as_str().unwrap().contains("/run/netns/nope-"), "{report:#}");
+    }
+    assert_eq!(report["probedFrom"], Value::Null);
+
     // A Service that does not exist: its look-alikes.
     let (report, success, _) = doctor_json(&c, "svc/shopp");
     assert!(!success);
