@@ -54,6 +54,9 @@ pub enum Command {
         #[arg(long, env = "PORTICO_DATA_DIR", global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Check a Service the way kubernetes.io's "Debug Services" teaches: selector, pods,
+    /// endpoints, targetPorts, pod IPs, ClusterIP, DNS and NodePorts, each with what to do.
+    Doctor(Box<crate::doctor::DoctorArgs>),
     /// Print the version the API server reports.
     Version,
     /// Container supervisor, started by the node agent for each container (internal).
@@ -472,6 +475,7 @@ impl Cli {
             Command::Down(args) => run_down(*args).await,
             Command::Node { action, data_dir } => crate::local::node_command(&default_data_dir(&data_dir)?, &action),
             Command::Ingress(args) => run_ingress(*args).await,
+            Command::Doctor(args) => crate::doctor::run(*args).await,
             Command::Version => {
                 println!("{}", serde_json_pretty(&apiserver::version_info()));
                 Ok(())

@@ -2,6 +2,7 @@
 
 mod cli;
 mod dns_args;
+mod doctor;
 mod ingress_args;
 mod local;
 mod progress;

@@ -126,6 +126,26 @@ fn three_local_nodes_serve_a_spread_deployment_and_survive_a_node_failure() {
     let ok = eventually(Duration::from_secs(10), || c.curl(&cluster_ip, 80).is_some());
     assert!(ok, "the ClusterIP from the machine\n{}", c.log());
 
+    // portico doctor, probing from a pod on one of the nodes, finds the Service healthy and
+    // every node answering its NodePort.
+    let kc = c.kubeconfig();
+    let prefix = format!("{}-pod-", c.lab.prefix());
+    let argv = [env!("CARGO_BIN_EXE_portico"), "doctor", "svc/web", "-o", "json", "--kubeconfig", kc.to_str().unwrap()];
+    let mut argv = argv.to_vec();
+    argv.extend(["--netns-prefix", &prefix]);
+    let mut report = serde_json::Value::Null;
+    let healthy = eventually(Duration::from_secs(20), || {
+        let out = c.lab.exec(&c.node, &argv).unwrap();
+        report = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        out.status.success() && report["healthy"] == true
+    });
+    assert!(healthy, "doctor: {report:#}");
+    let node_check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "node-port").unwrap().clone();
+    assert_eq!(node_check["status"], "pass", "{node_check}");
+    for i in 1..=3 {
+        assert!(node_check.to_string().contains(&node_ip(i)), "node-{i} probed: {node_check}");
+    }
+
     // Node failure: node-3's agent (and its proxy) dies.
     let victim = pods.iter().find(|p| p["spec"]["nodeName"] == "node-3").unwrap();
     let victim_name = s(&victim["metadata"]["name"]);
