@@ -46,7 +46,7 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub api: ApiArgs,
     /// Pod network namespaces are /run/netns/<prefix><pod uid> (the node agent's --netns-prefix).
-    #[arg(long, default_value = "portico-")]
+    #[arg(long, default_value = "portico-", env = "PORTICO_NETNS_PREFIX")]
     pub netns_prefix: String,
     /// The cluster domain the DNS serves.
     #[arg(long, default_value = "cluster.local")]
