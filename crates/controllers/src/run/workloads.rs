@@ -1,7 +1,9 @@
-//! The ReplicaSet, Deployment and StatefulSet controllers, on the process's shared informers.
+//! The ReplicaSet, ReplicationController, Deployment, StatefulSet, DaemonSet and Job
+//! controllers, on the process's shared informers (DaemonSets and Jobs in the submodules).
 //!
 //! Every event marks the objects it may affect as dirty (a pod its controller owner, a
-//! ReplicaSet itself and its Deployment owner); the reconcile queue runs the pure reconcilers
+//! ReplicaSet itself and its Deployment owner, a node every DaemonSet when its labels, taints
+//! or existence change); the reconcile queue runs the pure reconcilers
 //! of [`crate::workloads`] on what the informers hold and writes the plans: pods are created
 //! (`generateName` for ReplicaSets, fixed names for StatefulSets) and deleted, ReplicaSets
 //! created and scaled (merge patch of `spec.replicas`), revision annotations set, and statuses
@@ -9,15 +11,20 @@
 //! until the informers show its own writes, so the next reconcile of the same object never
 //! works from a stale view (which could otherwise create duplicate pods).
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+mod daemonset;
+mod job;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use component::index::{self, BY_NAMESPACE, BY_OWNER};
 use component::informer::{Event, Informer, Informers};
 use component::pod::LeanPod;
 use component::reconcile::{self, Dirty, QueueOptions, Reconciler, Written, delete_params};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
@@ -25,12 +32,15 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::follow;
-use crate::workloads::{deployment, replicaset, statefulset};
+use crate::workloads::{deployment, replicaset, replication, statefulset};
 
 /// `source.component` of the events each controller records (as kube-controller-manager names them).
 const REPLICASET_CONTROLLER: &str = "replicaset-controller";
 const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
 const STATEFULSET_CONTROLLER: &str = "statefulset-controller";
+const REPLICATION_CONTROLLER: &str = "replication-controller";
+const DAEMONSET_CONTROLLER: &str = "daemonset-controller";
+const JOB_CONTROLLER: &str = "job-controller";
 
 /// The kinds of controller objects reconciled here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,6 +48,9 @@ enum Kind {
     ReplicaSet,
     Deployment,
     StatefulSet,
+    ReplicationController,
+    DaemonSet,
+    Job,
 }
 
 /// A controller object, by kind, namespace and name.
@@ -58,6 +71,9 @@ fn controller_key(ns: &str, owner: &OwnerReference) -> Option<Key> {
         ("apps/v1", "ReplicaSet") => Kind::ReplicaSet,
         ("apps/v1", "Deployment") => Kind::Deployment,
         ("apps/v1", "StatefulSet") => Kind::StatefulSet,
+        ("v1", "ReplicationController") => Kind::ReplicationController,
+        ("apps/v1", "DaemonSet") => Kind::DaemonSet,
+        ("batch/v1", "Job") => Kind::Job,
         _ => return None,
     };
     Some((kind, ns.to_owned(), owner.name.clone()))
@@ -73,20 +89,34 @@ struct Worker {
     replica_sets: Informer<ReplicaSet>,
     deployments: Informer<Deployment>,
     stateful_sets: Informer<StatefulSet>,
+    replication_controllers: Informer<ReplicationController>,
+    daemon_sets: Informer<DaemonSet>,
+    jobs: Informer<Job>,
+    nodes: Informer<Node>,
+    /// Feeds keys back into the queue after a delay (Job backoffs, deadlines, TTLs).
+    requeue: mpsc::UnboundedSender<Dirty<Key>>,
+    /// Per Job UID: the failure count last seen and when it was first seen (the pod backoff).
+    job_failures: Mutex<HashMap<String, (i32, jiff::Timestamp)>>,
 }
 
-/// Runs the ReplicaSet, Deployment and StatefulSet controllers until the process ends.
+/// Runs the workload controllers until the process ends.
 pub async fn run_workloads(informers: Informers) -> Result<(), String> {
+    let (tx, rx) = mpsc::unbounded_channel();
     let w = Worker {
         client: informers.client().clone(),
         pods: informers.get(),
         replica_sets: informers.get(),
         deployments: informers.get(),
         stateful_sets: informers.get(),
+        replication_controllers: informers.get(),
+        daemon_sets: informers.get(),
+        jobs: informers.get(),
+        nodes: informers.get(),
+        requeue: tx.clone(),
+        job_failures: Mutex::new(HashMap::new()),
     };
     w.pods.index(BY_OWNER, index::pod_controller_uid);
     w.replica_sets.index(BY_NAMESPACE, index::namespace::<ReplicaSet>);
-    let (tx, rx) = mpsc::unbounded_channel();
     follow(&w.pods, &tx, |ev| match ev {
         Event::Apply { new, old } => {
             let keys: BTreeSet<Key> =
@@ -112,8 +142,41 @@ pub async fn run_workloads(informers: Informers) -> Result<(), String> {
         Event::Apply { new: s, .. } | Event::Delete(s) => vec![Dirty::Key(key_of(Kind::StatefulSet, &*s))],
         Event::Synced => vec![Dirty::All],
     });
+    follow(&w.replication_controllers, &tx, |ev| match ev {
+        Event::Apply { new: o, .. } | Event::Delete(o) => vec![Dirty::Key(key_of(Kind::ReplicationController, &*o))],
+        Event::Synced => vec![Dirty::All],
+    });
+    follow(&w.daemon_sets, &tx, |ev| match ev {
+        Event::Apply { new: o, .. } | Event::Delete(o) => vec![Dirty::Key(key_of(Kind::DaemonSet, &*o))],
+        Event::Synced => vec![Dirty::All],
+    });
+    follow(&w.jobs, &tx, |ev| match ev {
+        Event::Apply { new: o, .. } | Event::Delete(o) => vec![Dirty::Key(key_of(Kind::Job, &*o))],
+        Event::Synced => vec![Dirty::All],
+    });
+    let daemon_sets = w.daemon_sets.clone();
+    follow(&w.nodes, &tx, move |ev| {
+        let relevant = match &ev {
+            Event::Apply { new, old: Some(old) } => daemonset::node_changed(old, new),
+            Event::Apply { old: None, .. } | Event::Delete(_) | Event::Synced => true,
+        };
+        let mut keys = Vec::new();
+        if relevant {
+            daemon_sets.for_each(|o| keys.push(Dirty::Key(key_of(Kind::DaemonSet, o))));
+        }
+        keys
+    });
     drop(tx);
-    tokio::join!(w.pods.ready(), w.replica_sets.ready(), w.deployments.ready(), w.stateful_sets.ready());
+    tokio::join!(
+        w.pods.ready(),
+        w.replica_sets.ready(),
+        w.deployments.ready(),
+        w.stateful_sets.ready(),
+        w.replication_controllers.ready(),
+        w.daemon_sets.ready(),
+        w.jobs.ready(),
+        w.nodes.ready()
+    );
     tracing::info!("workload controllers synced; reconciling");
     reconcile::run(&w, rx, QueueOptions::default()).await;
     Err("the workload controllers' event feed ended".to_owned())
@@ -127,6 +190,9 @@ impl Reconciler for Worker {
         self.replica_sets.for_each(|o| keys.push(key_of(Kind::ReplicaSet, o)));
         self.deployments.for_each(|o| keys.push(key_of(Kind::Deployment, o)));
         self.stateful_sets.for_each(|o| keys.push(key_of(Kind::StatefulSet, o)));
+        self.replication_controllers.for_each(|o| keys.push(key_of(Kind::ReplicationController, o)));
+        self.daemon_sets.for_each(|o| keys.push(key_of(Kind::DaemonSet, o)));
+        self.jobs.for_each(|o| keys.push(key_of(Kind::Job, o)));
         keys
     }
 
@@ -143,7 +209,48 @@ impl Worker {
             Kind::ReplicaSet => self.sync_replica_set(ns, name).await,
             Kind::Deployment => self.sync_deployment(ns, name).await,
             Kind::StatefulSet => self.sync_stateful_set(ns, name).await,
+            Kind::ReplicationController => self.sync_replication_controller(ns, name).await,
+            Kind::DaemonSet => self.sync_daemon_set(ns, name).await,
+            Kind::Job => self.sync_job(ns, name).await,
         }
+    }
+
+    /// Marks `key` dirty again after `delay`.
+    fn requeue_after(&self, key: Key, delay: Duration) {
+        let tx = self.requeue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(Dirty::Key(key));
+        });
+    }
+
+    async fn sync_replication_controller(&self, ns: &str, name: &str) -> bool {
+        let Some(rc) = self.replication_controllers.get(ns, name) else {
+            return true;
+        };
+        if rc.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let pods = self.pods_of(rc.uid());
+        let now = jiff::Timestamp::now().to_string();
+        let plan = replication::reconcile_at(&rc, &pods, Some(&now));
+        if !plan.create.is_empty() || !plan.delete.is_empty() {
+            tracing::info!(namespace = %ns, replicationcontroller = %name, create = plan.create.len(), delete = plan.delete.len(), "replicationcontroller pods");
+        }
+        let owner = rc.object_ref(&());
+        let pod_writes =
+            self.write_pods(ns, &pods, &plan.create, &plan.delete, Kind::ReplicationController, owner).await;
+        let mut own_writes = Vec::new();
+        if rc.status.as_ref() != Some(&plan.status) {
+            let api: Api<ReplicationController> = Api::namespaced(self.client.clone(), ns);
+            own_writes.push(Written::stored(
+                ns,
+                "replicationcontroller status",
+                patch_status(&api, name, rc.status.as_ref(), &plan.status).await,
+            ));
+        }
+        reconcile::settled(&self.pods, ns, &pod_writes).await
+            & reconcile::settled(&self.replication_controllers, ns, &own_writes).await
     }
 
     /// The pods `uid` controls.
@@ -312,7 +419,7 @@ impl Worker {
                     Kind::StatefulSet => {
                         (format!("delete Pod {name} in StatefulSet {set} successful"), STATEFULSET_CONTROLLER)
                     }
-                    _ => (format!("Deleted pod: {name}"), REPLICASET_CONTROLLER),
+                    other => (format!("Deleted pod: {name}"), pods_component(other)),
                 };
                 self.event(owner.clone(), "SuccessfulDelete", &message, component).await;
             }
@@ -326,7 +433,7 @@ impl Worker {
                     Kind::StatefulSet => {
                         (format!("create Pod {name} in StatefulSet {set} successful"), STATEFULSET_CONTROLLER)
                     }
-                    _ => (format!("Created pod: {name}"), REPLICASET_CONTROLLER),
+                    other => (format!("Created pod: {name}"), pods_component(other)),
                 };
                 self.event(owner.clone(), "SuccessfulCreate", &message, component).await;
             }
@@ -338,6 +445,18 @@ impl Worker {
     /// Records a Normal event about `involved` (best effort).
     async fn event(&self, involved: ObjectReference, reason: &str, message: &str, component: &str) {
         component::events::record(&self.client, involved, "Normal", reason, message, component).await;
+    }
+}
+
+/// The component that reports pod creations and deletions of a kind (as kube-controller-manager
+/// names its controllers).
+fn pods_component(kind: Kind) -> &'static str {
+    match kind {
+        Kind::ReplicationController => REPLICATION_CONTROLLER,
+        Kind::DaemonSet => DAEMONSET_CONTROLLER,
+        Kind::Job => JOB_CONTROLLER,
+        Kind::StatefulSet => STATEFULSET_CONTROLLER,
+        Kind::ReplicaSet | Kind::Deployment => REPLICASET_CONTROLLER,
     }
 }
 
