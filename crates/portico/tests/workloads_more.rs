@@ -2,8 +2,9 @@
 //! pods run by the node agent), driven by the real kubectl: an RC keeps its pods Ready and
 //! scales with `kubectl scale`; Jobs whose pods run `sh -c` complete (`2/2`) or fail with
 //! BackoffLimitExceeded, and `kubectl create job` works; a DaemonSet runs one pod on the node,
-//! bound through node affinity, and `kubectl rollout restart` / `rollout status` work. Needs
-//! root; under CI=true a lab that cannot be built fails the test.
+//! bound through node affinity, `kubectl rollout restart` / `rollout status` work, and a node
+//! that joins gets its own daemon pod. Needs root; under CI=true a lab that cannot be built
+//! fails the test.
 
 mod common;
 
@@ -46,7 +47,7 @@ fn wait_job(c: &Cluster, name: &str, type_: &str, secs: u64) -> Value {
 #[test]
 fn replication_controllers_jobs_and_daemon_sets_run_in_a_cluster() {
     let started = Instant::now();
-    let Some(c) = Cluster::start("wlmore", &[]) else { return };
+    let Some(mut c) = Cluster::start("wlmore", &[]) else { return };
     let node = s(&c.json(&["get", "nodes"])["items"][0]["metadata"]["name"]);
 
     // Everything is created up front so the waits overlap.
@@ -121,6 +122,20 @@ fn replication_controllers_jobs_and_daemon_sets_run_in_a_cluster() {
     let ds = c.json(&["get", "ds", "agent"]);
     assert_eq!(ds["status"]["updatedNumberScheduled"], 1);
     assert_eq!(ds["status"]["observedGeneration"], ds["metadata"]["generation"]);
+
+    // A second node gets its own daemon pod.
+    c.join("n2");
+    let pods = c.wait_ready("agent", 2);
+    let mut nodes: Vec<String> = pods.iter().map(|p| s(&p["spec"]["nodeName"])).collect();
+    nodes.sort();
+    let mut want = vec![node.clone(), "n2".to_string()];
+    want.sort();
+    assert_eq!(nodes, want);
+    let ok = eventually(Duration::from_secs(20), || {
+        let st = &c.json(&["get", "ds", "agent"])["status"];
+        st["desiredNumberScheduled"] == 2 && st["currentNumberScheduled"] == 2 && st["numberAvailable"] == 2
+    });
+    assert!(ok, "ds status: {:#}", c.json(&["get", "ds", "agent"])["status"]);
 
     // kubectl's view of all three.
     let all = c.kubectl_ok(&["get", "ds,rc,jobs"]);
