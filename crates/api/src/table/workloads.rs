@@ -51,12 +51,7 @@ pub(crate) fn replica_set(obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
     let spec = rs.spec.unwrap_or_default();
     let status = rs.status.unwrap_or_default();
     let (names, images) = containers(spec.template.as_ref().unwrap_or(&PodTemplateSpec::default()));
-    // metav1.FormatLabelSelector.
-    let selector = match Selector::from_label_selector(&spec.selector) {
-        Ok(s) if s.to_string().is_empty() => "<none>".to_string(),
-        Ok(s) => s.to_string(),
-        Err(_) => "<error>".to_string(),
-    };
+    let selector = label_selector(&spec.selector);
     Some(vec![
         name(&rs.metadata),
         desired(spec.replicas).into(),

@@ -234,23 +234,9 @@ impl Worker {
         let pods = self.pods_of(rc.uid());
         let now = jiff::Timestamp::now().to_string();
         let plan = replication::reconcile_at(&rc, &pods, Some(&now));
-        if !plan.create.is_empty() || !plan.delete.is_empty() {
-            tracing::info!(namespace = %ns, replicationcontroller = %name, create = plan.create.len(), delete = plan.delete.len(), "replicationcontroller pods");
-        }
-        let owner = rc.object_ref(&());
-        let pod_writes =
-            self.write_pods(ns, &pods, &plan.create, &plan.delete, Kind::ReplicationController, owner).await;
-        let mut own_writes = Vec::new();
-        if rc.status.as_ref() != Some(&plan.status) {
-            let api: Api<ReplicationController> = Api::namespaced(self.client.clone(), ns);
-            own_writes.push(Written::stored(
-                ns,
-                "replicationcontroller status",
-                patch_status(&api, name, rc.status.as_ref(), &plan.status).await,
-            ));
-        }
-        reconcile::settled(&self.pods, ns, &pod_writes).await
-            & reconcile::settled(&self.replication_controllers, ns, &own_writes).await
+        let writes = PodPlan { pods: &pods, create: &plan.create, delete: &plan.delete };
+        let (informer, current) = (&self.replication_controllers, rc.status.as_ref());
+        self.write_plan(informer, &rc, Kind::ReplicationController, writes, current, &plan.status).await
     }
 
     /// The pods `uid` controls.
@@ -269,24 +255,11 @@ impl Worker {
         let pods = self.pods_of(rs.uid());
         let now = jiff::Timestamp::now().to_string();
         let plan = replicaset::reconcile_at(&rs, &pods, Some(&now));
-        if !plan.create.is_empty() || !plan.delete.is_empty() {
-            tracing::info!(namespace = %ns, replicaset = %name, create = plan.create.len(), delete = plan.delete.len(), "replicaset pods");
-        }
-        let pod_writes =
-            self.write_pods(ns, &pods, &plan.create, &plan.delete, Kind::ReplicaSet, rs.object_ref(&())).await;
-        let mut own_writes = Vec::new();
         let mut status = plan.status;
         status.observed_generation = rs.metadata.generation;
-        if rs.status.as_ref() != Some(&status) {
-            let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
-            own_writes.push(Written::stored(
-                ns,
-                "replicaset status",
-                patch_status(&api, name, rs.status.as_ref(), &status).await,
-            ));
-        }
-        reconcile::settled(&self.pods, ns, &pod_writes).await
-            & reconcile::settled(&self.replica_sets, ns, &own_writes).await
+        let current = rs.status.as_ref();
+        let writes = PodPlan { pods: &pods, create: &plan.create, delete: &plan.delete };
+        self.write_plan(&self.replica_sets, &rs, Kind::ReplicaSet, writes, current, &status).await
     }
 
     async fn sync_stateful_set(&self, ns: &str, name: &str) -> bool {
@@ -299,24 +272,11 @@ impl Worker {
         let pods = self.pods_of(set.uid());
         let now = jiff::Timestamp::now().to_string();
         let plan = statefulset::reconcile_at(&set, &pods, Some(&now));
-        if !plan.create.is_empty() || !plan.delete.is_empty() {
-            tracing::info!(namespace = %ns, statefulset = %name, create = plan.create.len(), delete = plan.delete.len(), "statefulset pods");
-        }
-        let pod_writes =
-            self.write_pods(ns, &pods, &plan.create, &plan.delete, Kind::StatefulSet, set.object_ref(&())).await;
-        let mut own_writes = Vec::new();
         let mut status = plan.status;
         status.observed_generation = set.metadata.generation;
-        if set.status.as_ref() != Some(&status) {
-            let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
-            own_writes.push(Written::stored(
-                ns,
-                "statefulset status",
-                patch_status(&api, name, set.status.as_ref(), &status).await,
-            ));
-        }
-        reconcile::settled(&self.pods, ns, &pod_writes).await
-            & reconcile::settled(&self.stateful_sets, ns, &own_writes).await
+        let current = set.status.as_ref();
+        let writes = PodPlan { pods: &pods, create: &plan.create, delete: &plan.delete };
+        self.write_plan(&self.stateful_sets, &set, Kind::StatefulSet, writes, current, &status).await
     }
 
     async fn sync_deployment(&self, ns: &str, name: &str) -> bool {
@@ -396,6 +356,42 @@ impl Worker {
             & reconcile::settled(&self.deployments, ns, &own_writes).await
     }
 
+    /// Applies a pod plan (creates and deletes, logged and recorded as events) and writes the
+    /// owner's status when it changed; true when every write succeeded and the informers show
+    /// them.
+    async fn write_plan<K, S>(
+        &self,
+        informer: &Informer<K>,
+        owner: &K,
+        kind: Kind,
+        plan: PodPlan<'_>,
+        current: Option<&S>,
+        status: &S,
+    ) -> bool
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + component::informer::Watched,
+        S: serde::Serialize + PartialEq,
+    {
+        let ns = owner.meta().namespace.clone().unwrap_or_default();
+        let name = owner.meta().name.clone().unwrap_or_default();
+        let what = K::kind(&()).to_ascii_lowercase();
+        if !plan.create.is_empty() || !plan.delete.is_empty() {
+            tracing::info!(namespace = %ns, kind = %what, name = %name, create = plan.create.len(), delete = plan.delete.len(), "pods");
+        }
+        let pod_writes = self.write_pods(&ns, plan.pods, plan.create, plan.delete, kind, owner.object_ref(&())).await;
+        let mut own_writes = Vec::new();
+        if current != Some(status) {
+            let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
+            let written = patch_status(&api, &name, current, status).await;
+            own_writes.push(Written::stored(&ns, &format!("{what} status"), written));
+        }
+        reconcile::settled(&self.pods, &ns, &pod_writes).await & reconcile::settled(informer, &ns, &own_writes).await
+    }
+
     /// Creates and deletes pods; `pods` is the view the plan was made from (for UIDs). Each
     /// successful create and delete is recorded as an event on `owner` (a ReplicaSet or a
     /// StatefulSet, as `kind` says), worded as kube-controller-manager words it.
@@ -446,6 +442,13 @@ impl Worker {
     async fn event(&self, involved: ObjectReference, reason: &str, message: &str, component: &str) {
         component::events::record(&self.client, involved, "Normal", reason, message, component).await;
     }
+}
+
+/// A pod plan to write: the pods it was made from (for UIDs), what to create and delete.
+struct PodPlan<'a> {
+    pods: &'a [Pod],
+    create: &'a [Pod],
+    delete: &'a [String],
 }
 
 /// The component that reports pod creations and deletions of a kind (as kube-controller-manager

@@ -4,11 +4,11 @@
 //! [`super::replicaset::reconcile_at`] decides, and the plan is converted back (pods owned by
 //! `v1` `ReplicationController`, status as ReplicationControllerStatus).
 
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{
-    Pod, ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus,
-};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController, ReplicationControllerStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::{controller_ref, replicaset};
 
@@ -33,10 +33,11 @@ pub fn reconcile_at(rc: &ReplicationController, pods: &[Pod], now: Option<&str>)
             pod
         })
         .collect();
-    Plan { create, delete: plan.delete, status: status_from(plan.status) }
+    Plan { create, delete: plan.delete, status: same_shape(&plan.status) }
 }
 
-/// Convert_v1_ReplicationController_To_apps_ReplicaSet, as far as the controller reads it.
+/// Convert_v1_ReplicationController_To_apps_ReplicaSet, as far as the controller reads it: the
+/// equality selector becomes `matchLabels`; status and conditions have the same wire shape.
 pub fn as_replica_set(rc: &ReplicationController) -> ReplicaSet {
     let spec = rc.spec.clone().unwrap_or_default();
     ReplicaSet {
@@ -47,47 +48,13 @@ pub fn as_replica_set(rc: &ReplicationController) -> ReplicaSet {
             selector: LabelSelector { match_labels: spec.selector, match_expressions: None },
             template: spec.template,
         }),
-        status: rc.status.clone().map(|s| ReplicaSetStatus {
-            replicas: s.replicas,
-            fully_labeled_replicas: s.fully_labeled_replicas,
-            ready_replicas: s.ready_replicas,
-            available_replicas: s.available_replicas,
-            observed_generation: s.observed_generation,
-            conditions: s.conditions.map(|cs| {
-                cs.into_iter()
-                    .map(|c| ReplicaSetCondition {
-                        type_: c.type_,
-                        status: c.status,
-                        reason: c.reason,
-                        message: c.message,
-                        last_transition_time: c.last_transition_time,
-                    })
-                    .collect()
-            }),
-            ..Default::default()
-        }),
+        status: rc.status.as_ref().map(same_shape),
     }
 }
 
-fn status_from(s: ReplicaSetStatus) -> ReplicationControllerStatus {
-    ReplicationControllerStatus {
-        replicas: s.replicas,
-        fully_labeled_replicas: s.fully_labeled_replicas,
-        ready_replicas: s.ready_replicas,
-        available_replicas: s.available_replicas,
-        observed_generation: s.observed_generation,
-        conditions: s.conditions.map(|cs| {
-            cs.into_iter()
-                .map(|c| ReplicationControllerCondition {
-                    type_: c.type_,
-                    status: c.status,
-                    reason: c.reason,
-                    message: c.message,
-                    last_transition_time: c.last_transition_time,
-                })
-                .collect()
-        }),
-    }
+/// One status type as another with the same JSON fields (those the target lacks are dropped).
+fn same_shape<A: Serialize, B: DeserializeOwned + Default>(a: &A) -> B {
+    serde_json::to_value(a).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -182,5 +149,28 @@ mod tests {
         let plan = reconcile_at(&rc(1), &[foreign], None);
         assert_eq!(plan.create.len(), 1);
         assert_eq!(plan.status.replicas, 0);
+    }
+
+    #[test]
+    fn status_conditions_survive_the_conversion_to_a_replica_set_and_back() {
+        let mut with_condition = rc(1);
+        with_condition.status = Some(ReplicationControllerStatus {
+            replicas: 1,
+            conditions: Some(vec![k8s_openapi::api::core::v1::ReplicationControllerCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: Some("FailedCreate".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        let as_rs = as_replica_set(&with_condition);
+        assert_eq!(as_rs.spec.as_ref().unwrap().selector.match_labels, labels());
+        assert_eq!(
+            as_rs.status.as_ref().unwrap().conditions.as_ref().unwrap()[0].reason.as_deref(),
+            Some("FailedCreate")
+        );
+        let plan = reconcile_at(&with_condition, &[owned_pod("web-a", true)], None);
+        assert_eq!(plan.status.conditions, with_condition.status.unwrap().conditions);
     }
 }

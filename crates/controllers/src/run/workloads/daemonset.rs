@@ -1,14 +1,11 @@
 //! The DaemonSet controller's IO: nodes and pods from the informers into
 //! [`crate::workloads::daemonset::reconcile`], its pod writes and status out.
 
-use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::Api;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
-use super::{Kind, Worker, patch_status};
+use super::{Kind, PodPlan, Worker};
 use crate::workloads::daemonset;
-use component::reconcile::{self, Written};
 
 /// Whether a node change can change which DaemonSets run there: its labels, taints or
 /// schedulability.
@@ -32,21 +29,7 @@ impl Worker {
         let pods = self.pods_of(ds.uid());
         let now = jiff::Timestamp::now().to_string();
         let plan = daemonset::reconcile(&ds, &nodes, &pods, Some(&now));
-        if !plan.create.is_empty() || !plan.delete.is_empty() {
-            tracing::info!(namespace = %ns, daemonset = %name, create = plan.create.len(), delete = plan.delete.len(), "daemonset pods");
-        }
-        let owner = ds.object_ref(&());
-        let pod_writes = self.write_pods(ns, &pods, &plan.create, &plan.delete, Kind::DaemonSet, owner).await;
-        let mut own_writes = Vec::new();
-        if ds.status.as_ref() != Some(&plan.status) {
-            let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
-            own_writes.push(Written::stored(
-                ns,
-                "daemonset status",
-                patch_status(&api, name, ds.status.as_ref(), &plan.status).await,
-            ));
-        }
-        reconcile::settled(&self.pods, ns, &pod_writes).await
-            & reconcile::settled(&self.daemon_sets, ns, &own_writes).await
+        let writes = PodPlan { pods: &pods, create: &plan.create, delete: &plan.delete };
+        self.write_plan(&self.daemon_sets, &ds, Kind::DaemonSet, writes, ds.status.as_ref(), &plan.status).await
     }
 }
