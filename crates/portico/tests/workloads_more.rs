@@ -83,6 +83,13 @@ fn replication_controllers_jobs_and_daemon_sets_run_in_a_cluster() {
     assert!(table.starts_with("NAME"), "{table}");
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(row[..4], ["rcweb", "3", "3", "3"], "{table}");
+    let scale: Value = serde_json::from_str(&c.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/replicationcontrollers/rcweb/scale",
+    ]))
+    .unwrap();
+    assert_eq!(scale["status"], json!({"replicas": 3, "selector": "app=rcweb"}));
 
     // Jobs.
     let done = wait_job(&c, "done", "Complete", 40);
@@ -95,6 +102,22 @@ fn replication_controllers_jobs_and_daemon_sets_run_in_a_cluster() {
     let logs = c.kubectl_ok(&["logs", "-l", "job-name=done"]);
     assert!(logs.contains("done"), "job pod logs: {logs}");
     wait_job(&c, "quick", "Complete", 30);
+    // 422s with kube-apiserver's field paths and messages.
+    let always = job("always", "true", json!({})).replace(r#""Never""#, r#""Always""#);
+    let out = c.kubectl_stdin(&["apply"], Some(&always));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a Job with restartPolicy Always is rejected");
+    assert!(
+        err.contains(r#"spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never""#),
+        "{err}"
+    );
+    let out = c.kubectl(&["patch", "job", "done", "--type=merge", "-p", r#"{"spec":{"completions":5}}"#]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spec.completions: Invalid value: 5: field is immutable"), "{err}");
+    // Deleting a Job takes its pods with it (the garbage collector, background propagation).
+    c.kubectl_ok(&["delete", "job", "quick"]);
+    let gone = eventually(Duration::from_secs(20), || c.pods("job-name=quick").is_empty());
+    assert!(gone, "pods of a deleted job: {:?}", c.pods("job-name=quick"));
 
     let boom = wait_job(&c, "boom", "Failed", 45);
     assert_eq!(condition(&boom, "Failed").unwrap()["reason"], "BackoffLimitExceeded");
