@@ -174,5 +174,15 @@ fn replication_controllers_jobs_and_daemon_sets_run_in_a_cluster() {
     for what in ["ds/agent", "rc/rcweb", "job/done"] {
         c.kubectl_ok(&["describe", what]);
     }
+    // Settled objects are not rewritten: the controllers write a status only when it changes.
+    let versions = || -> Vec<String> {
+        ["ds/agent", "rc/rcweb", "job/done", "job/boom"]
+            .iter()
+            .map(|o| c.kubectl_ok(&["get", o, "-o", "jsonpath={.metadata.resourceVersion}"]))
+            .collect()
+    };
+    let before = versions();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(versions(), before, "no status rewrites once settled");
     eprintln!("workloads_more: {:?}", started.elapsed());
 }
