@@ -1,7 +1,7 @@
 //! ReplicationControllers, Jobs and DaemonSets in a whole cluster (`portico up` in a lab node,
 //! pods run by the node agent), driven by the real kubectl: an RC keeps its pods Ready and
 //! scales with `kubectl scale`; Jobs whose pods run `sh -c` complete (`2/2`) or fail with
-//! BackoffLimitExceeded, and `kubectl create job` works; a DaemonSet runs one pod on the node,
+//! BackoffLimitExceeded (restartPolicy Never and OnFailure), and `kubectl create job` works; a DaemonSet runs one pod on the node,
 //! bound through node affinity, `kubectl rollout restart` / `rollout status` work, and a node
 //! that joins gets its own daemon pod. Needs root; under CI=true a lab that cannot be built
 //! fails the test.
@@ -40,7 +40,13 @@ fn wait_job(c: &Cluster, name: &str, type_: &str, secs: u64) -> Value {
         last = c.json(&["get", "job", name]);
         condition(&last, type_).is_some()
     });
-    assert!(ok, "job {name} never {type_}: {last:#}\n{}", c.kubectl_ok(&["get", "pods", "-o", "wide"]));
+    let log: Vec<String> = c.log().lines().filter(|l| l.contains(name)).map(str::to_owned).collect();
+    assert!(
+        ok,
+        "job {name} never {type_}: {last:#}\n{}\n{}",
+        c.kubectl_ok(&["get", "pods", "-o", "wide"]),
+        log.join("\n")
+    );
     last
 }
 
@@ -59,6 +65,8 @@ fn replication_controllers_jobs_and_daemon_sets_run_in_a_cluster() {
     );
     c.apply(&job("done", "echo done", json!({"completions": 2, "parallelism": 1})));
     c.apply(&job("boom", "exit 1", json!({"backoffLimit": 1})));
+    let crash = job("crash", "exit 1", json!({"backoffLimit": 1})).replace(r#""Never""#, r#""OnFailure""#);
+    c.apply(&crash);
     c.apply(
         &json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
             "spec": {"selector": {"matchLabels": {"app": "agent"}},
@@ -122,6 +130,18 @@ fn replication_controllers_jobs_and_daemon_sets_run_in_a_cluster() {
     let boom = wait_job(&c, "boom", "Failed", 45);
     assert_eq!(condition(&boom, "Failed").unwrap()["reason"], "BackoffLimitExceeded");
     assert_eq!(boom["status"]["failed"], 2, "backoffLimit 1 allows one retry");
+    // OnFailure: the agent restarts the container in place; a restart reaches backoffLimit 1,
+    // and the running pod is deleted.
+    let crash = wait_job(&c, "crash", "Failed", 45);
+    assert_eq!(condition(&crash, "Failed").unwrap()["reason"], "BackoffLimitExceeded");
+    let gone = eventually(Duration::from_secs(20), || c.pods("job-name=crash").is_empty());
+    assert!(gone, "pods of the failed OnFailure job: {:?}", c.pods("job-name=crash"));
+    // startTime is set once, when the Job starts, and kept through every status write.
+    for j in [&done, &boom, &crash] {
+        let at = |v: &Value| s(v).parse::<k8s_openapi::jiff::Timestamp>().unwrap();
+        let late = at(&j["status"]["startTime"]).duration_since(at(&j["metadata"]["creationTimestamp"]));
+        assert!(late.as_secs() <= 2, "startTime {late:?} after creation: {:#}", j["status"]);
+    }
     let table = c.kubectl_ok(&["get", "job", "boom"]);
     assert!(table.lines().nth(1).unwrap().split_whitespace().nth(1) == Some("Failed"), "{table}");
 

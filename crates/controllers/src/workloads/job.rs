@@ -71,7 +71,11 @@ pub fn failure_backoff(failures: i32) -> Duration {
 /// Whether the Job has a True condition of this type (upstream `IsJobFinished` for Complete /
 /// Failed).
 pub fn has_condition(job: &Job, type_: &str) -> bool {
-    job.status.iter().flat_map(|s| s.conditions.iter().flatten()).any(|c| c.type_ == type_ && c.status == "True")
+    true_condition(job, type_).is_some()
+}
+
+fn true_condition<'a>(job: &'a Job, type_: &str) -> Option<&'a JobCondition> {
+    job.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_ && c.status == "True")
 }
 
 /// Complete or Failed.
@@ -119,6 +123,15 @@ pub fn reconcile(job: &Job, pods: &[Pod], now: Timestamp, failures_seen_at: Opti
     }
     if meta.deletion_timestamp.is_some() {
         return plan;
+    }
+    // A Job with an interim condition is finishing: no new pods, only the wait for the last
+    // ones to go before the final condition.
+    for (interim, last) in [("FailureTarget", "Failed"), ("SuccessCriteriaMet", "Complete")] {
+        if let Some(c) = true_condition(job, interim) {
+            let (reason, message) = (c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default());
+            finish(&mut plan, &active, terminating, interim, last, &reason, &message, now);
+            return plan;
+        }
     }
 
     // Suspension.
@@ -439,6 +452,12 @@ mod tests {
         assert_eq!(conditions(&plan)[0], ("FailureTarget".into(), "True".into(), "BackoffLimitExceeded".into()));
         assert_eq!(plan.delete, vec!["pi-a".to_string()], "active pods are deleted");
         assert_eq!(conditions(&plan).len(), 1, "Failed waits until the pod is gone");
+        // The next pass, with the pod gone (and so no restarts to count), finishes the Job
+        // instead of starting a new pod.
+        let j = after(j, &plan);
+        let plan = reconcile(&j, &[], secs(5), None);
+        assert!(plan.create.is_empty());
+        assert_eq!(conditions(&plan)[1], ("Failed".into(), "True".into(), "BackoffLimitExceeded".into()));
     }
 
     #[test]
