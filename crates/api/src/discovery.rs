@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(apps["kind"], "APIGroup");
         assert_eq!(apps["preferredVersion"], json!({"groupVersion": "apps/v1", "version": "v1"}));
         assert!(api_group("").is_none());
-        assert!(api_group("batch").is_none());
+        assert!(api_group("rbac.authorization.k8s.io").is_none());
     }
 
     #[test]
@@ -373,7 +373,8 @@ mod tests {
             assert_eq!(subs.contains(&"status"), r.status);
             assert_eq!(subs.contains(&"scale"), r.scale);
         }
-        let deployments = &apis["items"][0]["versions"][0]["resources"][0];
+        let apps_resources = apis["items"][0]["versions"][0]["resources"].as_array().unwrap();
+        let deployments = apps_resources.iter().find(|r| r["resource"] == "deployments").unwrap();
         assert_eq!(deployments["resource"], "deployments");
         assert_eq!(deployments["responseKind"], json!({"group": "", "version": "", "kind": "Deployment"}));
         assert_eq!(

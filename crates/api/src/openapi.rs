@@ -736,7 +736,7 @@ mod tests {
             "patchNetworkingV1IngressClass"
         );
         assert!(openapi_v3_group_version("apis/apps/v2").is_none());
-        assert!(openapi_v3_group_version("apis/batch/v1").is_none());
+        assert!(openapi_v3_group_version("apis/rbac.authorization.k8s.io/v1").is_none());
         assert!(openapi_v3_group_version("api").is_none());
         assert!(openapi_v3_group_version("apis//v1").is_none());
     }

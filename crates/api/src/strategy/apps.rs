@@ -1,35 +1,14 @@
 //! apps/v1: pkg/registry/apps/*/strategy.go. Workloads count spec changes in
-//! `metadata.generation` and serve `/status` and `/scale`.
+//! `metadata.generation` and serve `/status` (and, but for DaemonSets, `/scale`).
 
 use k8s_openapi::api::apps::v1 as apps;
 use serde_json::{Map, Value};
 
-use super::{META, MergeTables, Strategy, status_subresource, typed};
+use super::{Strategy, typed, workload};
 use crate::defaults;
 use crate::field::ErrorList;
-use crate::patch::merge_keys::{CONDITIONS, OBJECT_META, POD_SPEC};
 use crate::table::{Printer, workloads};
 use crate::validation::{NameRule, kinds};
-
-/// A workload's lists: its own metadata, its pod template's, and status conditions.
-const WORKLOAD: MergeTables =
-    &[META, ("spec.template.metadata", OBJECT_META), ("spec.template.spec", POD_SPEC), ("status", CONDITIONS)];
-
-/// What every workload's strategy shares: the merge keys above, `metadata.generation` counting
-/// spec changes, and the status subresource.
-macro_rules! workload {
-    () => {
-        fn merge_tables(&self) -> MergeTables {
-            WORKLOAD
-        }
-
-        fn tracks_generation(&self) -> bool {
-            true
-        }
-
-        status_subresource!();
-    };
-}
 
 #[derive(Debug)]
 pub(crate) struct Deployment;
@@ -100,6 +79,27 @@ impl Strategy for StatefulSet {
 
     fn printer(&self) -> Option<Printer> {
         Some((workloads::STATEFUL_SET, workloads::stateful_set))
+    }
+
+    workload!();
+}
+
+#[derive(Debug)]
+pub(crate) struct DaemonSet;
+
+impl Strategy for DaemonSet {
+    typed!(apps::DaemonSet);
+
+    fn apply_defaults(&self, obj: &mut Map<String, Value>) {
+        defaults::daemon_set(obj);
+    }
+
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> ErrorList {
+        crate::validation::workloads::daemon_set(obj, old)
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some((workloads::DAEMON_SET, workloads::daemon_set))
     }
 
     workload!();

@@ -450,3 +450,35 @@ impl Strategy for ServiceAccount {
         &[META, ("", SERVICE_ACCOUNT)]
     }
 }
+
+/// pkg/registry/core/replicationcontroller/strategy.go: the workload of the legacy group, with
+/// `/status` and `/scale` like a ReplicaSet.
+#[derive(Debug)]
+pub(crate) struct ReplicationController;
+
+impl Strategy for ReplicationController {
+    typed!(core::ReplicationController);
+
+    fn apply_defaults(&self, obj: &mut Map<String, Value>) {
+        defaults::replication_controller(obj);
+    }
+
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> ErrorList {
+        crate::validation::workloads::replication_controller(obj, old)
+    }
+
+    fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
+        let replicas = obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
+        vec![("status.replicas", replicas.to_string())]
+    }
+
+    fn convert_field_label(&self, label: &str) -> Result<String, String> {
+        allow_field_labels(&["metadata.name", "metadata.namespace", "status.replicas"], label)
+    }
+
+    fn printer(&self) -> Option<Printer> {
+        Some((table::workloads::REPLICATION_CONTROLLER, table::workloads::replication_controller))
+    }
+
+    super::workload!();
+}

@@ -11,11 +11,15 @@
 //! its default.
 
 mod apps;
+pub(crate) mod batch;
 mod core;
 mod networking;
 
-pub(crate) use apps::{Deployment, ReplicaSet, StatefulSet};
-pub(crate) use core::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
+pub(crate) use apps::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+pub(crate) use batch::Job;
+pub(crate) use core::{
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, ReplicationController, Secret, Service, ServiceAccount,
+};
 pub(crate) use networking::{EndpointSlice, Ingress, IngressClass, Lease};
 
 use std::fmt::Debug;
@@ -24,7 +28,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
 use crate::field::ErrorList;
-use crate::patch::merge_keys::{MergeList, OBJECT_META};
+use crate::patch::merge_keys::{CONDITIONS, MergeList, OBJECT_META, POD_SPEC};
 use crate::table::Printer;
 use crate::validation::NameRule;
 
@@ -239,3 +243,24 @@ macro_rules! status_subresource {
     };
 }
 pub(crate) use status_subresource;
+
+/// A workload's lists: its own metadata, its pod template's, and status conditions.
+pub(crate) const WORKLOAD: MergeTables =
+    &[META, ("spec.template.metadata", OBJECT_META), ("spec.template.spec", POD_SPEC), ("status", CONDITIONS)];
+
+/// What every workload's strategy shares: the merge keys above, `metadata.generation` counting
+/// spec changes, and the status subresource.
+macro_rules! workload {
+    () => {
+        fn merge_tables(&self) -> $crate::strategy::MergeTables {
+            $crate::strategy::WORKLOAD
+        }
+
+        fn tracks_generation(&self) -> bool {
+            true
+        }
+
+        $crate::strategy::status_subresource!();
+    };
+}
+pub(crate) use workload;

@@ -22,7 +22,7 @@ use crate::json::{child, field, list, object, opt_int, opt_str, spec, str_of};
 const MAX_SECRET_SIZE: usize = 1024 * 1024;
 const SUPPORTED_PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
-fn not_supported_rendered(path: &Path, rendered: String, supported: &[&str]) -> FieldError {
+pub(super) fn not_supported_rendered(path: &Path, rendered: String, supported: &[&str]) -> FieldError {
     let list = supported.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
     FieldError {
         kind: ErrorType::NotSupported,
@@ -235,7 +235,7 @@ fn validate_container_common(c: &Value, volumes: &[&str], path: &Path) -> ErrorL
 
 /// ValidatePodTemplateSpec, reduced: template labels and annotations (reported under
 /// `<path>.labels`, as upstream does) and the pod spec.
-fn validate_pod_template(template: &Value, path: &Path) -> ErrorList {
+pub(super) fn validate_pod_template(template: &Value, path: &Path) -> ErrorList {
     let meta = child(template, "metadata");
     let spec = spec(template);
     let mut errs = validate_labels(object(meta, "labels"), &path.child("labels"));
@@ -253,7 +253,7 @@ fn validate_pod_template(template: &Value, path: &Path) -> ErrorList {
 // ---- Label selectors -----------------------------------------------------------------------
 
 /// A parsed metav1.LabelSelector (metav1.LabelSelectorAsSelector).
-enum Selector<'a> {
+pub(super) enum Selector<'a> {
     /// A nil selector selects nothing.
     Nothing,
     /// An empty selector selects everything.
@@ -262,11 +262,11 @@ enum Selector<'a> {
 }
 
 impl Selector<'_> {
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         matches!(self, Selector::Everything)
     }
 
-    fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
+    pub(super) fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         match self {
             Selector::Nothing => false,
@@ -282,7 +282,7 @@ impl Selector<'_> {
 }
 
 /// LabelSelectorAsSelector: fails on what labels.NewRequirement rejects.
-fn label_selector_as_selector(sel: Option<&Value>) -> Result<Selector<'_>, ()> {
+pub(super) fn label_selector_as_selector(sel: Option<&Value>) -> Result<Selector<'_>, ()> {
     let Some(sel) = sel else {
         return Ok(Selector::Nothing);
     };
@@ -320,7 +320,7 @@ fn label_selector_as_selector(sel: Option<&Value>) -> Result<Selector<'_>, ()> {
 }
 
 /// ValidateLabelSelector (AllowInvalidLabelValueInSelector: false).
-fn validate_label_selector(sel: &Value, path: &Path) -> ErrorList {
+pub(super) fn validate_label_selector(sel: &Value, path: &Path) -> ErrorList {
     let mut errs = validate_labels(object(sel, "matchLabels"), &path.child("matchLabels"));
     for (i, expr) in list(sel, "matchExpressions").iter().enumerate() {
         let p = path.child("matchExpressions").index(i);
@@ -345,13 +345,17 @@ fn validate_label_selector(sel: &Value, path: &Path) -> ErrorList {
 }
 
 /// A `*metav1.LabelSelector` as field errors print it (a nil pointer prints as `"null"`).
-fn render_selector(sel: Option<&Value>) -> String {
+pub(super) fn render_selector(sel: Option<&Value>) -> String {
     sel.map_or_else(|| quote("null"), go_label_selector)
 }
 
 /// The selector checks shared by the apps kinds; returns the parsed selector, or the error
 /// upstream reports when it cannot be parsed.
-fn apps_selector<'a>(spec: &'a Value, path: &Path, kind_word: &str) -> (ErrorList, Result<Selector<'a>, ()>) {
+pub(super) fn apps_selector<'a>(
+    spec: &'a Value,
+    path: &Path,
+    kind_word: &str,
+) -> (ErrorList, Result<Selector<'a>, ()>) {
     let mut errs = ErrorList::new();
     let sel_path = path.child("selector");
     let selector = field(spec, "selector");
@@ -371,12 +375,12 @@ fn apps_selector<'a>(spec: &'a Value, path: &Path, kind_word: &str) -> (ErrorLis
     (errs, label_selector_as_selector(selector))
 }
 
-fn template_labels(template: &Value) -> Option<&Value> {
+pub(super) fn template_labels(template: &Value) -> Option<&Value> {
     template.get("metadata").and_then(|m| field(m, "labels"))
 }
 
 /// The "`selector` does not match template `labels`" check.
-fn selector_matches_template(selector: &Selector<'_>, template: &Value, path: &Path) -> ErrorList {
+pub(super) fn selector_matches_template(selector: &Selector<'_>, template: &Value, path: &Path) -> ErrorList {
     let labels = template_labels(template);
     if !selector.is_empty() && !selector.matches(labels.and_then(Value::as_object)) {
         return vec![FieldError::invalid(
@@ -389,7 +393,7 @@ fn selector_matches_template(selector: &Selector<'_>, template: &Value, path: &P
 }
 
 /// The template restrictions of ReplicaSets, Deployments and StatefulSets.
-fn template_restrictions(template: &Value, path: &Path, kind: &str) -> ErrorList {
+pub(super) fn template_restrictions(template: &Value, path: &Path, kind: &str) -> ErrorList {
     let mut errs = ErrorList::new();
     let tspec = spec(template);
     if let Some(policy) = opt_str(tspec, "restartPolicy")
@@ -414,7 +418,7 @@ fn pod_template_for_replica_set(selector: &Selector<'_>, template: &Value, path:
     errs
 }
 
-fn selector_immutable(obj: &Value, old: Option<&Value>) -> ErrorList {
+pub(super) fn selector_immutable(obj: &Value, old: Option<&Value>) -> ErrorList {
     let Some(old) = old else {
         return ErrorList::new();
     };
@@ -499,7 +503,7 @@ fn deployment_strategy(strategy: &Value, path: &Path) -> ErrorList {
 }
 
 /// ValidatePositiveIntOrPercent
-fn positive_int_or_percent(v: Option<&Value>, path: &Path) -> ErrorList {
+pub(super) fn positive_int_or_percent(v: Option<&Value>, path: &Path) -> ErrorList {
     match v {
         Some(Value::String(s)) => {
             is_valid_percent(s).into_iter().map(|m| FieldError::invalid(path, go_int_or_string(v), m)).collect()
@@ -509,7 +513,7 @@ fn positive_int_or_percent(v: Option<&Value>, path: &Path) -> ErrorList {
 }
 
 /// getIntOrPercentValue: the number of a percentage, the integer, or Atoi of a bad string.
-fn int_or_percent_value(v: Option<&Value>) -> i64 {
+pub(super) fn int_or_percent_value(v: Option<&Value>) -> i64 {
     match v {
         Some(Value::String(s)) => s.strip_suffix('%').unwrap_or(s).parse().unwrap_or(0),
         other => other.and_then(Value::as_i64).unwrap_or(0),
@@ -517,7 +521,7 @@ fn int_or_percent_value(v: Option<&Value>) -> i64 {
 }
 
 /// IsNotMoreThan100Percent
-fn not_more_than_100_percent(v: Option<&Value>, path: &Path) -> ErrorList {
+pub(super) fn not_more_than_100_percent(v: Option<&Value>, path: &Path) -> ErrorList {
     if let Some(Value::String(s)) = v
         && is_valid_percent(s).is_empty()
         && int_or_percent_value(v) > 100

@@ -10,6 +10,7 @@
 pub(crate) mod kinds;
 mod meta;
 pub mod names;
+pub(crate) mod workloads;
 
 use serde_json::Value;
 

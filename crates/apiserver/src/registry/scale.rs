@@ -1,4 +1,5 @@
-//! The `/scale` subresource of Deployments, ReplicaSets and StatefulSets (autoscaling/v1 Scale).
+//! The `/scale` subresource of Deployments, ReplicaSets, StatefulSets and ReplicationControllers
+//! (autoscaling/v1 Scale).
 
 use super::write::{PatchType, WriteOptions, Written, apply_patch};
 use super::{MODIFIED, Registry, Subresource, conflict, decode};
@@ -90,7 +91,14 @@ pub fn scale_of(obj: &Value) -> Value {
             metadata[f] = v.clone();
         }
     }
-    let selector = obj.pointer("/spec/selector").map(selector_string).unwrap_or_default();
+    // A ReplicationController's selector is a plain label map.
+    let selector = match obj.pointer("/spec/selector") {
+        Some(map) if obj.get("kind").and_then(Value::as_str) == Some("ReplicationController") => {
+            selector_string(&json!({"matchLabels": map}))
+        }
+        Some(sel) => selector_string(sel),
+        None => String::new(),
+    };
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -132,4 +140,20 @@ pub fn selector_string(sel: &Value) -> String {
     }
     reqs.sort();
     reqs.into_iter().map(|(_, s)| s).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_selector_of_a_replication_controller_is_its_label_map() {
+        let rc = json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"tier": "fe", "app": "web"}}, "status": {"replicas": 1}});
+        let scale = scale_of(&rc);
+        assert_eq!(scale["spec"]["replicas"], 2);
+        assert_eq!(scale["status"], json!({"replicas": 1, "selector": "app=web,tier=fe"}));
+        let rs = json!({"kind": "ReplicaSet", "spec": {"selector": {"matchLabels": {"app": "web"}}}});
+        assert_eq!(scale_of(&rs)["status"]["selector"], "app=web");
+    }
 }

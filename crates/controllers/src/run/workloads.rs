@@ -1,7 +1,9 @@
-//! The ReplicaSet, Deployment and StatefulSet controllers, on the process's shared informers.
+//! The ReplicaSet, ReplicationController, Deployment, StatefulSet, DaemonSet and Job
+//! controllers, on the process's shared informers (DaemonSets and Jobs in the submodules).
 //!
 //! Every event marks the objects it may affect as dirty (a pod its controller owner, a
-//! ReplicaSet itself and its Deployment owner); the reconcile queue runs the pure reconcilers
+//! ReplicaSet itself and its Deployment owner, a node every DaemonSet when its labels, taints
+//! or existence change); the reconcile queue runs the pure reconcilers
 //! of [`crate::workloads`] on what the informers hold and writes the plans: pods are created
 //! (`generateName` for ReplicaSets, fixed names for StatefulSets) and deleted, ReplicaSets
 //! created and scaled (merge patch of `spec.replicas`), revision annotations set, and statuses
@@ -9,15 +11,20 @@
 //! until the informers show its own writes, so the next reconcile of the same object never
 //! works from a stale view (which could otherwise create duplicate pods).
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+mod daemonset;
+mod job;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use component::index::{self, BY_NAMESPACE, BY_OWNER};
 use component::informer::{Event, Informer, Informers};
 use component::pod::LeanPod;
 use component::reconcile::{self, Dirty, QueueOptions, Reconciler, Written, delete_params};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
@@ -25,12 +32,15 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::follow;
-use crate::workloads::{deployment, replicaset, statefulset};
+use crate::workloads::{deployment, replicaset, replication, statefulset};
 
 /// `source.component` of the events each controller records (as kube-controller-manager names them).
 const REPLICASET_CONTROLLER: &str = "replicaset-controller";
 const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
 const STATEFULSET_CONTROLLER: &str = "statefulset-controller";
+const REPLICATION_CONTROLLER: &str = "replication-controller";
+const DAEMONSET_CONTROLLER: &str = "daemonset-controller";
+const JOB_CONTROLLER: &str = "job-controller";
 
 /// The kinds of controller objects reconciled here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,6 +48,9 @@ enum Kind {
     ReplicaSet,
     Deployment,
     StatefulSet,
+    ReplicationController,
+    DaemonSet,
+    Job,
 }
 
 /// A controller object, by kind, namespace and name.
@@ -58,6 +71,9 @@ fn controller_key(ns: &str, owner: &OwnerReference) -> Option<Key> {
         ("apps/v1", "ReplicaSet") => Kind::ReplicaSet,
         ("apps/v1", "Deployment") => Kind::Deployment,
         ("apps/v1", "StatefulSet") => Kind::StatefulSet,
+        ("v1", "ReplicationController") => Kind::ReplicationController,
+        ("apps/v1", "DaemonSet") => Kind::DaemonSet,
+        ("batch/v1", "Job") => Kind::Job,
         _ => return None,
     };
     Some((kind, ns.to_owned(), owner.name.clone()))
@@ -73,20 +89,34 @@ struct Worker {
     replica_sets: Informer<ReplicaSet>,
     deployments: Informer<Deployment>,
     stateful_sets: Informer<StatefulSet>,
+    replication_controllers: Informer<ReplicationController>,
+    daemon_sets: Informer<DaemonSet>,
+    jobs: Informer<Job>,
+    nodes: Informer<Node>,
+    /// Feeds keys back into the queue after a delay (Job backoffs, deadlines, TTLs).
+    requeue: mpsc::UnboundedSender<Dirty<Key>>,
+    /// Per Job UID: the failure count last seen and when it was first seen (the pod backoff).
+    job_failures: Mutex<HashMap<String, (i32, jiff::Timestamp)>>,
 }
 
-/// Runs the ReplicaSet, Deployment and StatefulSet controllers until the process ends.
+/// Runs the workload controllers until the process ends.
 pub async fn run_workloads(informers: Informers) -> Result<(), String> {
+    let (tx, rx) = mpsc::unbounded_channel();
     let w = Worker {
         client: informers.client().clone(),
         pods: informers.get(),
         replica_sets: informers.get(),
         deployments: informers.get(),
         stateful_sets: informers.get(),
+        replication_controllers: informers.get(),
+        daemon_sets: informers.get(),
+        jobs: informers.get(),
+        nodes: informers.get(),
+        requeue: tx.clone(),
+        job_failures: Mutex::new(HashMap::new()),
     };
     w.pods.index(BY_OWNER, index::pod_controller_uid);
     w.replica_sets.index(BY_NAMESPACE, index::namespace::<ReplicaSet>);
-    let (tx, rx) = mpsc::unbounded_channel();
     follow(&w.pods, &tx, |ev| match ev {
         Event::Apply { new, old } => {
             let keys: BTreeSet<Key> =
@@ -112,8 +142,41 @@ pub async fn run_workloads(informers: Informers) -> Result<(), String> {
         Event::Apply { new: s, .. } | Event::Delete(s) => vec![Dirty::Key(key_of(Kind::StatefulSet, &*s))],
         Event::Synced => vec![Dirty::All],
     });
+    follow(&w.replication_controllers, &tx, |ev| match ev {
+        Event::Apply { new: o, .. } | Event::Delete(o) => vec![Dirty::Key(key_of(Kind::ReplicationController, &*o))],
+        Event::Synced => vec![Dirty::All],
+    });
+    follow(&w.daemon_sets, &tx, |ev| match ev {
+        Event::Apply { new: o, .. } | Event::Delete(o) => vec![Dirty::Key(key_of(Kind::DaemonSet, &*o))],
+        Event::Synced => vec![Dirty::All],
+    });
+    follow(&w.jobs, &tx, |ev| match ev {
+        Event::Apply { new: o, .. } | Event::Delete(o) => vec![Dirty::Key(key_of(Kind::Job, &*o))],
+        Event::Synced => vec![Dirty::All],
+    });
+    let daemon_sets = w.daemon_sets.clone();
+    follow(&w.nodes, &tx, move |ev| {
+        let relevant = match &ev {
+            Event::Apply { new, old: Some(old) } => daemonset::node_changed(old, new),
+            Event::Apply { old: None, .. } | Event::Delete(_) | Event::Synced => true,
+        };
+        let mut keys = Vec::new();
+        if relevant {
+            daemon_sets.for_each(|o| keys.push(Dirty::Key(key_of(Kind::DaemonSet, o))));
+        }
+        keys
+    });
     drop(tx);
-    tokio::join!(w.pods.ready(), w.replica_sets.ready(), w.deployments.ready(), w.stateful_sets.ready());
+    tokio::join!(
+        w.pods.ready(),
+        w.replica_sets.ready(),
+        w.deployments.ready(),
+        w.stateful_sets.ready(),
+        w.replication_controllers.ready(),
+        w.daemon_sets.ready(),
+        w.jobs.ready(),
+        w.nodes.ready()
+    );
     tracing::info!("workload controllers synced; reconciling");
     reconcile::run(&w, rx, QueueOptions::default()).await;
     Err("the workload controllers' event feed ended".to_owned())
@@ -127,6 +190,9 @@ impl Reconciler for Worker {
         self.replica_sets.for_each(|o| keys.push(key_of(Kind::ReplicaSet, o)));
         self.deployments.for_each(|o| keys.push(key_of(Kind::Deployment, o)));
         self.stateful_sets.for_each(|o| keys.push(key_of(Kind::StatefulSet, o)));
+        self.replication_controllers.for_each(|o| keys.push(key_of(Kind::ReplicationController, o)));
+        self.daemon_sets.for_each(|o| keys.push(key_of(Kind::DaemonSet, o)));
+        self.jobs.for_each(|o| keys.push(key_of(Kind::Job, o)));
         keys
     }
 
@@ -143,7 +209,34 @@ impl Worker {
             Kind::ReplicaSet => self.sync_replica_set(ns, name).await,
             Kind::Deployment => self.sync_deployment(ns, name).await,
             Kind::StatefulSet => self.sync_stateful_set(ns, name).await,
+            Kind::ReplicationController => self.sync_replication_controller(ns, name).await,
+            Kind::DaemonSet => self.sync_daemon_set(ns, name).await,
+            Kind::Job => self.sync_job(ns, name).await,
         }
+    }
+
+    /// Marks `key` dirty again after `delay`.
+    fn requeue_after(&self, key: Key, delay: Duration) {
+        let tx = self.requeue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(Dirty::Key(key));
+        });
+    }
+
+    async fn sync_replication_controller(&self, ns: &str, name: &str) -> bool {
+        let Some(rc) = self.replication_controllers.get(ns, name) else {
+            return true;
+        };
+        if rc.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        let pods = self.pods_of(rc.uid());
+        let now = jiff::Timestamp::now().to_string();
+        let plan = replication::reconcile_at(&rc, &pods, Some(&now));
+        let writes = PodPlan { pods: &pods, create: &plan.create, delete: &plan.delete };
+        let (informer, current) = (&self.replication_controllers, rc.status.as_ref());
+        self.write_plan(informer, &rc, Kind::ReplicationController, writes, current, &plan.status).await
     }
 
     /// The pods `uid` controls.
@@ -162,24 +255,11 @@ impl Worker {
         let pods = self.pods_of(rs.uid());
         let now = jiff::Timestamp::now().to_string();
         let plan = replicaset::reconcile_at(&rs, &pods, Some(&now));
-        if !plan.create.is_empty() || !plan.delete.is_empty() {
-            tracing::info!(namespace = %ns, replicaset = %name, create = plan.create.len(), delete = plan.delete.len(), "replicaset pods");
-        }
-        let pod_writes =
-            self.write_pods(ns, &pods, &plan.create, &plan.delete, Kind::ReplicaSet, rs.object_ref(&())).await;
-        let mut own_writes = Vec::new();
         let mut status = plan.status;
         status.observed_generation = rs.metadata.generation;
-        if rs.status.as_ref() != Some(&status) {
-            let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
-            own_writes.push(Written::stored(
-                ns,
-                "replicaset status",
-                patch_status(&api, name, rs.status.as_ref(), &status).await,
-            ));
-        }
-        reconcile::settled(&self.pods, ns, &pod_writes).await
-            & reconcile::settled(&self.replica_sets, ns, &own_writes).await
+        let current = rs.status.as_ref();
+        let writes = PodPlan { pods: &pods, create: &plan.create, delete: &plan.delete };
+        self.write_plan(&self.replica_sets, &rs, Kind::ReplicaSet, writes, current, &status).await
     }
 
     async fn sync_stateful_set(&self, ns: &str, name: &str) -> bool {
@@ -192,24 +272,11 @@ impl Worker {
         let pods = self.pods_of(set.uid());
         let now = jiff::Timestamp::now().to_string();
         let plan = statefulset::reconcile_at(&set, &pods, Some(&now));
-        if !plan.create.is_empty() || !plan.delete.is_empty() {
-            tracing::info!(namespace = %ns, statefulset = %name, create = plan.create.len(), delete = plan.delete.len(), "statefulset pods");
-        }
-        let pod_writes =
-            self.write_pods(ns, &pods, &plan.create, &plan.delete, Kind::StatefulSet, set.object_ref(&())).await;
-        let mut own_writes = Vec::new();
         let mut status = plan.status;
         status.observed_generation = set.metadata.generation;
-        if set.status.as_ref() != Some(&status) {
-            let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
-            own_writes.push(Written::stored(
-                ns,
-                "statefulset status",
-                patch_status(&api, name, set.status.as_ref(), &status).await,
-            ));
-        }
-        reconcile::settled(&self.pods, ns, &pod_writes).await
-            & reconcile::settled(&self.stateful_sets, ns, &own_writes).await
+        let current = set.status.as_ref();
+        let writes = PodPlan { pods: &pods, create: &plan.create, delete: &plan.delete };
+        self.write_plan(&self.stateful_sets, &set, Kind::StatefulSet, writes, current, &status).await
     }
 
     async fn sync_deployment(&self, ns: &str, name: &str) -> bool {
@@ -289,6 +356,42 @@ impl Worker {
             & reconcile::settled(&self.deployments, ns, &own_writes).await
     }
 
+    /// Applies a pod plan (creates and deletes, logged and recorded as events) and writes the
+    /// owner's status when it changed; true when every write succeeded and the informers show
+    /// them.
+    async fn write_plan<K, S>(
+        &self,
+        informer: &Informer<K>,
+        owner: &K,
+        kind: Kind,
+        plan: PodPlan<'_>,
+        current: Option<&S>,
+        status: &S,
+    ) -> bool
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + component::informer::Watched,
+        S: serde::Serialize + PartialEq,
+    {
+        let ns = owner.meta().namespace.clone().unwrap_or_default();
+        let name = owner.meta().name.clone().unwrap_or_default();
+        let what = K::kind(&()).to_ascii_lowercase();
+        if !plan.create.is_empty() || !plan.delete.is_empty() {
+            tracing::info!(namespace = %ns, kind = %what, name = %name, create = plan.create.len(), delete = plan.delete.len(), "pods");
+        }
+        let pod_writes = self.write_pods(&ns, plan.pods, plan.create, plan.delete, kind, owner.object_ref(&())).await;
+        let mut own_writes = Vec::new();
+        if current != Some(status) {
+            let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
+            let written = patch_status(&api, &name, current, status).await;
+            own_writes.push(Written::stored(&ns, &format!("{what} status"), written));
+        }
+        reconcile::settled(&self.pods, &ns, &pod_writes).await & reconcile::settled(informer, &ns, &own_writes).await
+    }
+
     /// Creates and deletes pods; `pods` is the view the plan was made from (for UIDs). Each
     /// successful create and delete is recorded as an event on `owner` (a ReplicaSet or a
     /// StatefulSet, as `kind` says), worded as kube-controller-manager words it.
@@ -312,7 +415,7 @@ impl Worker {
                     Kind::StatefulSet => {
                         (format!("delete Pod {name} in StatefulSet {set} successful"), STATEFULSET_CONTROLLER)
                     }
-                    _ => (format!("Deleted pod: {name}"), REPLICASET_CONTROLLER),
+                    other => (format!("Deleted pod: {name}"), pods_component(other)),
                 };
                 self.event(owner.clone(), "SuccessfulDelete", &message, component).await;
             }
@@ -326,7 +429,7 @@ impl Worker {
                     Kind::StatefulSet => {
                         (format!("create Pod {name} in StatefulSet {set} successful"), STATEFULSET_CONTROLLER)
                     }
-                    _ => (format!("Created pod: {name}"), REPLICASET_CONTROLLER),
+                    other => (format!("Created pod: {name}"), pods_component(other)),
                 };
                 self.event(owner.clone(), "SuccessfulCreate", &message, component).await;
             }
@@ -338,6 +441,25 @@ impl Worker {
     /// Records a Normal event about `involved` (best effort).
     async fn event(&self, involved: ObjectReference, reason: &str, message: &str, component: &str) {
         component::events::record(&self.client, involved, "Normal", reason, message, component).await;
+    }
+}
+
+/// A pod plan to write: the pods it was made from (for UIDs), what to create and delete.
+struct PodPlan<'a> {
+    pods: &'a [Pod],
+    create: &'a [Pod],
+    delete: &'a [String],
+}
+
+/// The component that reports pod creations and deletions of a kind (as kube-controller-manager
+/// names its controllers).
+fn pods_component(kind: Kind) -> &'static str {
+    match kind {
+        Kind::ReplicationController => REPLICATION_CONTROLLER,
+        Kind::DaemonSet => DAEMONSET_CONTROLLER,
+        Kind::Job => JOB_CONTROLLER,
+        Kind::StatefulSet => STATEFULSET_CONTROLLER,
+        Kind::ReplicaSet | Kind::Deployment => REPLICASET_CONTROLLER,
     }
 }
 

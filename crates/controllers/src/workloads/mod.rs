@@ -1,8 +1,10 @@
 //! The pure cores of kube-controller-manager's workload controllers: ReplicaSet
-//! (`pkg/controller/replicaset`), Deployment (`pkg/controller/deployment`) and StatefulSet
-//! (`pkg/controller/statefulset`). Each module has a `reconcile` function from the observed object
-//! and the objects it owns to a `Plan` of writes plus the status to record. No IO happens here; a
-//! kube-rs loop feeds them from watches and applies their plans.
+//! (`pkg/controller/replicaset`), ReplicationController (`pkg/controller/replication`),
+//! Deployment (`pkg/controller/deployment`), StatefulSet (`pkg/controller/statefulset`),
+//! DaemonSet (`pkg/controller/daemon`) and Job (`pkg/controller/job`). Each module has a
+//! `reconcile` function from the observed object and the objects it owns to a `Plan` of writes
+//! plus the status to record. No IO happens here; a kube-rs loop feeds them from watches and
+//! applies their plans.
 //!
 //! Ownership: an object owns the children whose `metadata.ownerReferences` hold an entry with
 //! `controller: true` and the object's UID (and that live in its namespace). Every reconcile takes
@@ -12,8 +14,11 @@
 //! Time: functions that need "now" take it as an RFC 3339 string (`jiff::Timestamp` syntax), so
 //! they stay pure; an unparsable `now` is treated as the Unix epoch.
 
+pub mod daemonset;
 pub mod deployment;
+pub mod job;
 pub mod replicaset;
+pub mod replication;
 pub mod statefulset;
 
 #[cfg(test)]

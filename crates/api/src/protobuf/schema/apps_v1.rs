@@ -181,3 +181,60 @@ pub(super) static STATEFUL_SET: Message = Message {
         omit(3, "status", T::Message(&STATEFUL_SET_STATUS)),
     ],
 };
+
+pub(super) static ROLLING_UPDATE_DAEMON_SET: Message = Message {
+    name: "apps.v1.RollingUpdateDaemonSet",
+    fields: &[opt(1, "maxUnavailable", T::IntOrString), opt(2, "maxSurge", T::IntOrString)],
+};
+
+pub(super) static DAEMON_SET_UPDATE_STRATEGY: Message = Message {
+    name: "apps.v1.DaemonSetUpdateStrategy",
+    fields: &[omit(1, "type", T::String), opt(2, "rollingUpdate", T::Message(&ROLLING_UPDATE_DAEMON_SET))],
+};
+
+pub(super) static DAEMON_SET_SPEC: Message = Message {
+    name: "apps.v1.DaemonSetSpec",
+    fields: &[
+        opt(1, "selector", T::Message(&super::meta_v1::LABEL_SELECTOR)),
+        req(2, "template", T::Message(&super::core_v1::POD_TEMPLATE_SPEC)),
+        omit(3, "updateStrategy", T::Message(&DAEMON_SET_UPDATE_STRATEGY)),
+        omit(4, "minReadySeconds", T::Int32),
+        opt(6, "revisionHistoryLimit", T::Int32),
+    ],
+};
+
+pub(super) static DAEMON_SET_CONDITION: Message = Message {
+    name: "apps.v1.DaemonSetCondition",
+    fields: &[
+        req(1, "type", T::String),
+        req(2, "status", T::String),
+        omit(3, "lastTransitionTime", T::Time),
+        omit(4, "reason", T::String),
+        omit(5, "message", T::String),
+    ],
+};
+
+pub(super) static DAEMON_SET_STATUS: Message = Message {
+    name: "apps.v1.DaemonSetStatus",
+    fields: &[
+        req(1, "currentNumberScheduled", T::Int32),
+        req(2, "numberMisscheduled", T::Int32),
+        req(3, "desiredNumberScheduled", T::Int32),
+        req(4, "numberReady", T::Int32),
+        omit(5, "observedGeneration", T::Int64),
+        omit(6, "updatedNumberScheduled", T::Int32),
+        omit(7, "numberAvailable", T::Int32),
+        omit(8, "numberUnavailable", T::Int32),
+        opt(9, "collisionCount", T::Int32),
+        list(10, "conditions", T::Message(&DAEMON_SET_CONDITION)),
+    ],
+};
+
+pub(super) static DAEMON_SET: Message = Message {
+    name: "apps.v1.DaemonSet",
+    fields: &[
+        req(1, "metadata", T::Message(&super::meta_v1::OBJECT_META)),
+        omit(2, "spec", T::Message(&DAEMON_SET_SPEC)),
+        omit(3, "status", T::Message(&DAEMON_SET_STATUS)),
+    ],
+};

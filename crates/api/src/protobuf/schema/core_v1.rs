@@ -1430,3 +1430,45 @@ pub(super) static PERSISTENT_VOLUME_CLAIM: Message = Message {
         omit(3, "status", T::Message(&PERSISTENT_VOLUME_CLAIM_STATUS)),
     ],
 };
+
+pub(super) static REPLICATION_CONTROLLER_SPEC: Message = Message {
+    name: "core.v1.ReplicationControllerSpec",
+    fields: &[
+        opt(1, "replicas", T::Int32),
+        omit(4, "minReadySeconds", T::Int32),
+        omit(2, "selector", T::Map(&T::String)),
+        opt(3, "template", T::Message(&POD_TEMPLATE_SPEC)),
+    ],
+};
+
+pub(super) static REPLICATION_CONTROLLER_CONDITION: Message = Message {
+    name: "core.v1.ReplicationControllerCondition",
+    fields: &[
+        req(1, "type", T::String),
+        req(2, "status", T::String),
+        omit(3, "lastTransitionTime", T::Time),
+        omit(4, "reason", T::String),
+        omit(5, "message", T::String),
+    ],
+};
+
+pub(super) static REPLICATION_CONTROLLER_STATUS: Message = Message {
+    name: "core.v1.ReplicationControllerStatus",
+    fields: &[
+        req(1, "replicas", T::Int32),
+        omit(2, "fullyLabeledReplicas", T::Int32),
+        omit(4, "readyReplicas", T::Int32),
+        omit(5, "availableReplicas", T::Int32),
+        omit(3, "observedGeneration", T::Int64),
+        list(6, "conditions", T::Message(&REPLICATION_CONTROLLER_CONDITION)),
+    ],
+};
+
+pub(super) static REPLICATION_CONTROLLER: Message = Message {
+    name: "core.v1.ReplicationController",
+    fields: &[
+        req(1, "metadata", T::Message(&super::meta_v1::OBJECT_META)),
+        omit(2, "spec", T::Message(&REPLICATION_CONTROLLER_SPEC)),
+        omit(3, "status", T::Message(&REPLICATION_CONTROLLER_STATUS)),
+    ],
+};

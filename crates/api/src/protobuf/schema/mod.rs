@@ -8,6 +8,7 @@
 
 mod apps_v1;
 mod autoscaling_v1;
+mod batch_v1;
 mod coordination_v1;
 mod core_v1;
 mod discovery_v1;
@@ -122,9 +123,12 @@ static KINDS: &[(&str, &str, &Message)] = &[
     ("v1", "Event", &core_v1::EVENT),
     ("v1", "ServiceAccount", &core_v1::SERVICE_ACCOUNT),
     ("v1", "Binding", &core_v1::BINDING),
+    ("v1", "ReplicationController", &core_v1::REPLICATION_CONTROLLER),
     ("apps/v1", "Deployment", &apps_v1::DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &apps_v1::REPLICA_SET),
     ("apps/v1", "StatefulSet", &apps_v1::STATEFUL_SET),
+    ("apps/v1", "DaemonSet", &apps_v1::DAEMON_SET),
+    ("batch/v1", "Job", &batch_v1::JOB),
     ("autoscaling/v1", "Scale", &autoscaling_v1::SCALE),
     ("coordination.k8s.io/v1", "Lease", &coordination_v1::LEASE),
     ("discovery.k8s.io/v1", "EndpointSlice", &discovery_v1::ENDPOINT_SLICE),
