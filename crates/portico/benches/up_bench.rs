@@ -118,7 +118,7 @@ fn breakdown(pid: u32) -> (Vec<(String, u64, u64)>, u64) {
         }
     }
     let mut v: Vec<(String, u64, u64)> = by.into_iter().filter(|(_, r)| r.0 > 0).map(|(k, (r, a))| (k, r, a)).collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     (v, field_kib(&status, "Threads:"))
 }

@@ -47,7 +47,12 @@ fn blocks(readme: &str) -> Vec<Block> {
         };
         let nodes = marker.trim().strip_prefix("nodes=").map(|n| n.trim().parse().unwrap()).unwrap_or(1);
         i += 1;
-        assert_eq!(lines.get(i).map(|l| l.trim()), Some("```sh"), "README line {}: a ```sh block after the marker", i + 1);
+        assert_eq!(
+            lines.get(i).map(|l| l.trim()),
+            Some("```sh"),
+            "README line {}: a ```sh block after the marker",
+            i + 1
+        );
         let start = i + 2;
         i += 1;
         let mut script = String::new();
@@ -87,10 +92,8 @@ fn check(block: &Block, output: &str) -> Vec<String> {
         match e {
             Expect::Matches(re) if !re.is_match(output) => problems.push(format!("no match for /{re}/")),
             Expect::Distinct { re, at_least, n } => {
-                let found: std::collections::BTreeSet<&str> = re
-                    .captures_iter(output)
-                    .map(|c| c.get(1).unwrap_or_else(|| c.get(0).unwrap()).as_str())
-                    .collect();
+                let found: std::collections::BTreeSet<&str> =
+                    re.captures_iter(output).map(|c| c.get(1).unwrap_or_else(|| c.get(0).unwrap()).as_str()).collect();
                 let ok = if *at_least { found.len() >= *n } else { found.len() == *n };
                 if !ok {
                     let op = if *at_least { ">=" } else { "==" };
@@ -153,7 +156,13 @@ fn the_readme_walkthroughs_work_as_written() {
             let started = std::time::Instant::now();
             let (ok, output) = run(&c, b);
             let problems = check(b, &output);
-            eprintln!("README line {} ({} node(s)): {:.1} s, {}", b.line, nodes, started.elapsed().as_secs_f64(), if ok && problems.is_empty() { "ok" } else { "FAILED" });
+            eprintln!(
+                "README line {} ({} node(s)): {:.1} s, {}",
+                b.line,
+                nodes,
+                started.elapsed().as_secs_f64(),
+                if ok && problems.is_empty() { "ok" } else { "FAILED" }
+            );
             if !ok || !problems.is_empty() {
                 failures.push(format!(
                     "README line {} ({} node(s)):\n{}\n--- problems: {problems:?}\n--- output (exit {output}\n",
