@@ -31,7 +31,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::bench::{env_usize, rss_kib};
+use common::bench::{cpu_secs, env_usize, rss_kib};
 use common::cluster::{Cluster, is_ready, s};
 use common::eventually;
 
@@ -147,16 +147,6 @@ fn environ_line(pid: Option<u32>) -> String {
 
 fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-    // SAFETY: sysconf(3) has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / hz
 }
 
 /// Waits (30 s at most) until the processes use under 5 % of a core over a second, so memory

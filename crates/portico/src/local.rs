@@ -219,7 +219,7 @@ impl Layout {
             }
         }
         for n in &self.nodes {
-            let cfg = teardown_config(self, n);
+            let cfg = teardown_config(n);
             problems.extend(node::agent::stop_pods(&cfg).await);
             problems.extend(node::net::teardown(None, &cfg.netns_prefix, &cfg.state_dir.join("net")).await);
             if Path::new(node::net::NETNS_DIR).join(&n.netns).exists()
@@ -244,7 +244,7 @@ impl Layout {
 }
 
 /// The agent configuration that only says where a node's pods and their records are.
-fn teardown_config(layout: &Layout, n: &LocalNode) -> node::agent::Config {
+fn teardown_config(n: &LocalNode) -> node::agent::Config {
     node::agent::Config {
         node_name: n.name.clone(),
         node_ip: IpAddr::V4(n.ip),
@@ -255,7 +255,7 @@ fn teardown_config(layout: &Layout, n: &LocalNode) -> node::agent::Config {
         cluster_cidr: None,
         service_cidrs: vec![],
         bridge: String::new(),
-        netns_prefix: pod_netns_prefix(layout, n),
+        netns_prefix: pod_netns_prefix(n),
         masquerade: false,
         cni: None,
         healthz_bind: None,
@@ -263,7 +263,7 @@ fn teardown_config(layout: &Layout, n: &LocalNode) -> node::agent::Config {
 }
 
 /// Pods of node-1 are `/run/netns/<prefix>node-1-<uid>`: apart from every other node's.
-fn pod_netns_prefix(_layout: &Layout, n: &LocalNode) -> String {
+fn pod_netns_prefix(n: &LocalNode) -> String {
     format!("{}-", n.netns)
 }
 
@@ -307,7 +307,7 @@ pub fn start_agent(layout: &Layout, n: &LocalNode, launch: &AgentLaunch) -> anyh
         .args(["--cluster-dns", &launch.cluster_dns, "--cluster-domain", &launch.cluster_domain])
         .arg("--agent-state-dir")
         .arg(&n.state_dir)
-        .args(["--netns-prefix", &pod_netns_prefix(layout, n)])
+        .args(["--netns-prefix", &pod_netns_prefix(n)])
         .args(["--proxy-mode", &launch.proxy_mode])
         .args(launch.no_proxy.then_some("--no-proxy"))
         .env("PORTICO_TOKEN", token.trim())
@@ -476,7 +476,7 @@ mod tests {
         assert_eq!(ips, ["10.255.0.2", "10.255.0.3", "10.255.0.4"]);
         assert_eq!(l.nodes[2].netns, "portico-node-3");
         assert_eq!(l.nodes[2].host_veth, "portico-n3");
-        assert_eq!(pod_netns_prefix(&l, &l.nodes[0]), "portico-node-1-");
+        assert_eq!(pod_netns_prefix(&l.nodes[0]), "portico-node-1-");
         assert_eq!(l.nodes[1].state_dir, Path::new("/var/lib/portico/nodes/node-2"));
     }
 
